@@ -1,0 +1,369 @@
+"""The wallet's use cases: the Games Server's POST /do, and the operator's players, sessions and deposits.
+
+The money path, in order (PROTOCOL.md): parse -> sign -> session -> money.
+  1. one serializable read of the account and of the entry keyed by trx_id;
+  2. a trx_id seen before: nothing moves, OK with the current balance (a different body is flagged as a conflict);
+  3. a dead session: session_not_found; minus > balance: not_enough_money; both without a write;
+  4. one transaction: put the entry if absent + move the balance if the account's version is still the one read.
+     A lost race (the version moved) reads again and retries, a bounded number of times.
+Nothing here knows about API Gateway, and nothing here speaks DynamoDB: that is the repository's job.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from wallet.ledger import Account, LedgerEntry, Source, entry_kind, fingerprint, utc_now_iso
+from wallet.money import InvalidAmount, parse_amount
+from wallet.protocol import (
+    SESSION_NOT_FOUND,
+    SIGN_NOT_FOUND,
+    InvalidRequest,
+    Reply,
+    not_enough_money,
+    ok,
+    parse_do_request,
+    parse_movement,
+)
+from wallet.repository import (
+    Applied,
+    DuplicateEntry,
+    ReadContended,
+    WalletRepository,
+    make_client,
+)
+from wallet.sessions import IssuedSession, check_player_id, issue_session, player_of_token, session_is_live
+from wallet.settings import Secrets, Settings
+from wallet.sign import sign_matches
+
+
+class Event(StrEnum):
+    """What a /do request turned out to be: one metric each, and the `event` field of its log line."""
+
+    BALANCE = "balance"
+    BET = "bet"
+    WIN = "win"
+    BET_AND_WIN = "bet_and_win"
+    ZERO_WIN = "zero_win"
+    DUPLICATE = "duplicate"
+    NOT_ENOUGH_MONEY = "not_enough_money"
+    SESSION_NOT_FOUND = "session_not_found"
+    INVALID_REQUEST = "invalid_request"
+    SIGN_FAILURE = "sign_failure"
+    UNPARSEABLE = "unparseable"
+
+
+class BillingContended(Exception):
+    """The account kept changing under us for every attempt: answer 5xx, the provider's retry is safe."""
+
+
+class OperatorError(ValueError):
+    """An operator request that cannot be done (unknown player, bad amount, not enough money)."""
+
+
+class MoveStatus(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    INSUFFICIENT = "insufficient"
+    NO_ACCOUNT = "no_account"
+    UNAUTHORIZED = "unauthorized"
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    status: MoveStatus
+    account: Account | None = None  # the account as the reply should show it (after the move, or current)
+    entry: LedgerEntry | None = None  # the new entry, or the earlier one with the same key
+    conflict: bool = False  # a replayed key whose request differs from the one recorded
+    attempts: int = 1
+
+    @property
+    def balance(self) -> Decimal:
+        if self.account is None:
+            raise ValueError("no account")
+        return self.account.balance
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reply: Reply
+    event: Event
+    trx_id: str | None = None
+    player_id: str | None = None
+    minus: Decimal | None = None
+    plus: Decimal | None = None
+    game_uuid: str | None = None
+    detail: str | None = None
+    conflict: bool = False
+    attempts: int = 0
+
+
+Authorize = Callable[[Account], bool]
+
+
+def _always(_: Account) -> bool:
+    return True
+
+
+class Wallet:
+    def __init__(
+        self,
+        repository: WalletRepository,
+        secrets: Secrets,
+        *,
+        session_seconds: int = 24 * 60 * 60,
+        max_write_attempts: int = 10,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.repository = repository
+        self.secrets = secrets
+        self.session_seconds = session_seconds
+        self.max_write_attempts = max_write_attempts
+        self.clock = clock
+        self.sleep = sleep
+
+    # --- the Games Server -----------------------------------------------------------------------------------------
+
+    def handle_do(self, raw_body: str | bytes) -> Outcome:
+        try:
+            request = parse_do_request(raw_body)
+        except InvalidRequest as exc:
+            return Outcome(SIGN_NOT_FOUND, Event.UNPARSEABLE, detail=str(exc))
+        envelope = request.envelope
+        trx_id = envelope.trx_id
+        if not sign_matches(envelope.sign, envelope.session, trx_id, self.secrets.salt()):
+            return Outcome(SIGN_NOT_FOUND, Event.SIGN_FAILURE, trx_id=trx_id)
+
+        player_id = player_of_token(envelope.session)
+        if player_id is None:
+            return Outcome(SESSION_NOT_FOUND, Event.SESSION_NOT_FOUND, trx_id=trx_id, detail="malformed session")
+        try:
+            movement = parse_movement(request.body)
+        except InvalidRequest as exc:
+            return Outcome(SESSION_NOT_FOUND, Event.INVALID_REQUEST, trx_id, player_id, detail=str(exc))
+
+        session_key = self.secrets.session_key()
+        now = self.clock()
+
+        def session_live(account: Account) -> bool:
+            return session_is_live(
+                envelope.session, session_key, account.session_hash, account.session_expires_at, now
+            )
+
+        common: dict[str, Any] = {
+            "trx_id": trx_id,
+            "player_id": player_id,
+            "minus": movement.minus,
+            "plus": movement.plus,
+            "game_uuid": movement.game_uuid,
+        }
+        if movement.is_balance_request:
+            account = self.repository.get_account(player_id)
+            if account is None or not session_live(account):
+                return Outcome(SESSION_NOT_FOUND, Event.SESSION_NOT_FOUND, **common, attempts=1)
+            return Outcome(ok(account.balance, account.currency), Event.BALANCE, **common, attempts=1)
+
+        result = self.move(
+            player_id,
+            Source.GAME,
+            trx_id,
+            movement.minus,
+            movement.plus,
+            movement.tag,
+            movement.game_uuid,
+            authorize=session_live,
+        )
+        extra = {"conflict": result.conflict, "attempts": result.attempts}
+        match result.status:
+            case MoveStatus.APPLIED | MoveStatus.DUPLICATE:
+                assert result.account is not None and result.entry is not None
+                event = Event.DUPLICATE if result.status is MoveStatus.DUPLICATE else Event(result.entry.kind)
+                return Outcome(ok(result.account.balance, result.account.currency), event, **common, **extra)
+            case MoveStatus.INSUFFICIENT:
+                assert result.account is not None
+                reply = not_enough_money(result.account.balance, result.account.currency)
+                return Outcome(reply, Event.NOT_ENOUGH_MONEY, **common, **extra)
+            case _:
+                return Outcome(SESSION_NOT_FOUND, Event.SESSION_NOT_FOUND, **common, **extra)
+
+    # --- the one money mover, for games and operators alike ---------------------------------------------------------
+
+    def move(
+        self,
+        player_id: str,
+        source: Source,
+        key: str,
+        minus: Decimal,
+        plus: Decimal,
+        tag: dict[str, Any],
+        game_uuid: str | None,
+        *,
+        authorize: Authorize = _always,
+        kind: str | None = None,
+    ) -> MoveResult:
+        """Move `-minus +plus` on the player's account exactly once for this (source, key)."""
+        request_print = fingerprint(player_id, minus, plus, tag)
+        for attempt in range(1, self.max_write_attempts + 1):
+            try:
+                account, earlier = self.repository.get_account_and_entry(player_id, source, key)
+            except ReadContended:
+                self._back_off(attempt)
+                continue
+            if account is None:
+                return MoveResult(MoveStatus.NO_ACCOUNT, attempts=attempt)
+            if earlier is not None:
+                # A replay. It moves nothing and reports the current balance; the protocol puts that before the
+                # session check for the same player, so a retry after the session was replaced still sees OK.
+                if earlier.player_id != player_id and not authorize(account):
+                    return MoveResult(MoveStatus.UNAUTHORIZED, account, attempts=attempt)
+                return self._duplicate(account, earlier, request_print, attempt)
+            if not authorize(account):
+                return MoveResult(MoveStatus.UNAUTHORIZED, account, attempts=attempt)
+            if minus > account.balance:
+                return MoveResult(MoveStatus.INSUFFICIENT, account, attempts=attempt)
+
+            now = self.clock()
+            entry = LedgerEntry(
+                source=source,
+                key=key,
+                player_id=player_id,
+                minus=minus,
+                plus=plus,
+                balance_before=account.balance,
+                balance_after=account.balance - minus + plus,
+                currency=account.currency,
+                created_at=utc_now_iso(now),
+                kind=kind or entry_kind(minus, plus, source, game_uuid),
+                game_uuid=game_uuid,
+                tag=tag,
+                fingerprint=request_print,
+            )
+            outcome = self.repository.record(entry, account)
+            match outcome:
+                case Applied():
+                    after = Account(
+                        player_id,
+                        entry.balance_after,
+                        account.currency,
+                        account.version + 1,
+                        account.created_at,
+                        account.session_hash,
+                        account.session_expires_at,
+                    )
+                    return MoveResult(MoveStatus.APPLIED, after, entry, attempts=attempt)
+                case DuplicateEntry(existing=existing, latest=latest):
+                    # A twin won the race for this key between our read and our write.
+                    current = latest or account
+                    if existing is None:
+                        return MoveResult(MoveStatus.DUPLICATE, current, entry, attempts=attempt)
+                    return self._duplicate(current, existing, request_print, attempt)
+                case _:  # StaleAccount or Contended: someone else moved this account first; read again
+                    self._back_off(attempt)
+        raise BillingContended(f"account {player_id} changed on each of {self.max_write_attempts} attempts")
+
+    def _duplicate(self, account: Account, earlier: LedgerEntry, request_print: str, attempt: int) -> MoveResult:
+        conflict = bool(earlier.fingerprint) and earlier.fingerprint != request_print
+        return MoveResult(MoveStatus.DUPLICATE, account, earlier, conflict=conflict, attempts=attempt)
+
+    def _back_off(self, attempt: int) -> None:
+        # Full jitter, capped: contention is per player, so a few milliseconds usually clear it.
+        self.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))  # noqa: S311 - jitter, not security
+
+    # --- the operator ---------------------------------------------------------------------------------------------
+
+    def create_player(self, player_id: str, currency: str, opening_balance: Decimal = Decimal(0)) -> Account:
+        check_player_id(player_id)
+        opening = _operator_amount(opening_balance, "balance", allow_zero=True)
+        if not currency or len(currency) > 16 or not currency.isalnum():
+            raise OperatorError("currency must be 1-16 letters or digits")
+        created_at = utc_now_iso(self.clock())
+        account = Account(player_id, opening, currency, version=0, created_at=created_at)
+        entry = None
+        if opening > 0:
+            tag = {"operator": "opening"}
+            entry = LedgerEntry(
+                source=Source.OPERATOR,
+                key=f"opening:{player_id}",
+                player_id=player_id,
+                minus=Decimal(0),
+                plus=opening,
+                balance_before=Decimal(0),
+                balance_after=opening,
+                currency=currency,
+                created_at=created_at,
+                kind="opening",
+                tag=tag,
+                fingerprint=fingerprint(player_id, Decimal(0), opening, tag),
+            )
+        if not self.repository.create_account(account, entry):
+            raise OperatorError(f"player {player_id} exists already")
+        return account
+
+    def deposit(self, player_id: str, amount: Decimal | str, ref: str) -> MoveResult:
+        value = _operator_amount(amount, "amount")
+        return self._operator_move(player_id, ref, Decimal(0), value, "deposit")
+
+    def withdraw(self, player_id: str, amount: Decimal | str, ref: str) -> MoveResult:
+        value = _operator_amount(amount, "amount")
+        return self._operator_move(player_id, ref, value, Decimal(0), "withdrawal")
+
+    def _operator_move(self, player_id: str, ref: str, minus: Decimal, plus: Decimal, kind: str) -> MoveResult:
+        check_player_id(player_id)
+        if not ref or len(ref) > 128:
+            raise OperatorError("ref must be 1-128 characters")
+        result = self.move(player_id, Source.OPERATOR, ref, minus, plus, {"operator": kind, "ref": ref}, None, kind=kind)
+        if result.status is MoveStatus.NO_ACCOUNT:
+            raise OperatorError(f"unknown player {player_id}")
+        if result.status is MoveStatus.INSUFFICIENT:
+            raise OperatorError(f"not enough money: balance {result.balance}, withdrawal {minus}")
+        if result.conflict:
+            raise OperatorError(f"ref {ref} was used before for a different movement")
+        return result
+
+    def new_session(self, player_id: str) -> IssuedSession:
+        issued = issue_session(player_id, self.secrets.session_key(), self.clock(), self.session_seconds)
+        if not self.repository.set_session(player_id, issued.token_hash, issued.expires_at):
+            raise OperatorError(f"unknown player {player_id}")
+        return issued
+
+    def account(self, player_id: str) -> Account:
+        check_player_id(player_id)
+        account = self.repository.get_account(player_id)
+        if account is None:
+            raise OperatorError(f"unknown player {player_id}")
+        return account
+
+    def history(self, player_id: str, limit: int = 100) -> list[LedgerEntry]:
+        self.account(player_id)
+        return self.repository.history(player_id, limit)
+
+    def round(self, game_uuid: str) -> list[LedgerEntry]:
+        return self.repository.round_entries(game_uuid)
+
+
+def _operator_amount(value: Decimal | str, field: str, *, allow_zero: bool = False) -> Decimal:
+    try:
+        amount = parse_amount(value, field)
+    except InvalidAmount as exc:
+        raise OperatorError(str(exc)) from None
+    if amount == 0 and not allow_zero:
+        raise OperatorError(f"{field} must be greater than zero")
+    return amount
+
+
+def build_wallet(settings: Settings | None = None) -> Wallet:
+    """The wallet wired to DynamoDB (AWS, or DynamoDB Local through AWS_ENDPOINT_URL_DYNAMODB)."""
+    settings = settings or Settings.from_env()
+    return Wallet(
+        WalletRepository(settings.table_name, make_client()),
+        Secrets(settings),
+        session_seconds=settings.session_seconds,
+        max_write_attempts=settings.max_write_attempts,
+    )

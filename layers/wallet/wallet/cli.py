@@ -1,0 +1,165 @@
+"""`wallet`: the operator's command line, against AWS or a local endpoint.
+
+It reads the same settings as the Lambdas: WALLET_TABLE, WALLET_SESSION_KEY or WALLET_SESSION_KEY_PARAMETER, and
+boto3's own AWS_ENDPOINT_URL_DYNAMODB / AWS_REGION. Every command prints JSON and exits non-zero on an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from wallet.billing import MoveResult, OperatorError, Wallet, build_wallet
+from wallet.ledger import Account
+from wallet.money import format_number
+from wallet.repository import RepositoryUnavailable
+from wallet.sessions import InvalidPlayerId
+from wallet.settings import MissingSecret, Settings
+
+
+def _account_json(account: Account) -> dict[str, Any]:
+    return {
+        "player": account.player_id,
+        "balance": _number(account.balance),
+        "currency": account.currency,
+        "version": account.version,
+        "created_at": account.created_at,
+        "session_expires_at": account.session_expires_at,
+    }
+
+
+def _number(value: Decimal) -> int | str:
+    text = format_number(value)
+    return int(text) if "." not in text else text
+
+
+def _move_json(result: MoveResult) -> dict[str, Any]:
+    assert result.entry is not None
+    return {
+        "status": result.status.value,
+        "balance": _number(result.balance),
+        "currency": result.account.currency if result.account else None,
+        "entry": result.entry.as_json(),
+    }
+
+
+def _player_create(wallet: Wallet, args: argparse.Namespace) -> Any:
+    return _account_json(wallet.create_player(args.player, args.currency, Decimal(args.balance)))
+
+
+def _deposit(wallet: Wallet, args: argparse.Namespace) -> Any:
+    return _move_json(wallet.deposit(args.player, args.amount, args.ref))
+
+
+def _withdraw(wallet: Wallet, args: argparse.Namespace) -> Any:
+    return _move_json(wallet.withdraw(args.player, args.amount, args.ref))
+
+
+def _session_new(wallet: Wallet, args: argparse.Namespace) -> Any:
+    issued = wallet.new_session(args.player)
+    return {"player": issued.player_id, "session": issued.token, "expires_at": issued.expires_at}
+
+
+def _balance(wallet: Wallet, args: argparse.Namespace) -> Any:
+    return _account_json(wallet.account(args.player))
+
+
+def _history(wallet: Wallet, args: argparse.Namespace) -> Any:
+    return [entry.as_json() for entry in wallet.history(args.player, args.limit)]
+
+
+def _round(wallet: Wallet, args: argparse.Namespace) -> Any:
+    return [entry.as_json() for entry in wallet.round(args.game_uuid)]
+
+
+def _decimal_text(text: str) -> str:
+    # Checked again by the wallet; here only so argparse reports a clearly wrong value early.
+    try:
+        Decimal(text)
+    except ArithmeticError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wallet", description="Seamless-wallet operator CLI")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    player = commands.add_parser("player", help="players").add_subparsers(dest="player_command", required=True)
+    create = player.add_parser("create", help="create a player account")
+    create.add_argument("player")
+    create.add_argument("--currency", default="FUN")
+    create.add_argument("--balance", default="0", type=_decimal_text, help="opening balance (recorded in the ledger)")
+    create.set_defaults(run=_player_create)
+
+    for name, run, help_text in (("deposit", _deposit, "credit a player"), ("withdraw", _withdraw, "debit a player")):
+        sub = commands.add_parser(name, help=f"{help_text}; idempotent by --ref")
+        sub.add_argument("player")
+        sub.add_argument("amount", type=_decimal_text)
+        sub.add_argument("--ref", required=True, help="the operator's unique reference (idempotency key)")
+        sub.set_defaults(run=run)
+
+    session = commands.add_parser("session", help="game sessions").add_subparsers(dest="session_command", required=True)
+    new = session.add_parser("new", help="issue a session (revokes the previous one)")
+    new.add_argument("player")
+    new.set_defaults(run=_session_new)
+
+    balance = commands.add_parser("balance", help="a player's balance")
+    balance.add_argument("player")
+    balance.set_defaults(run=_balance)
+
+    history = commands.add_parser("history", help="a player's ledger, newest first")
+    history.add_argument("player")
+    history.add_argument("--limit", type=int, default=100)
+    history.set_defaults(run=_history)
+
+    round_ = commands.add_parser("round", help="a round's entries by game_uuid")
+    round_.add_argument("game_uuid")
+    round_.set_defaults(run=_round)
+
+    local = commands.add_parser("local", help="run the service locally on DynamoDB Local (source checkout only)")
+    local.add_argument("--port", type=int, default=3000)
+    local.add_argument("--dynamodb-port", type=int, default=8000)
+    local.add_argument("--host", default="127.0.0.1")
+    local.set_defaults(run=None, local=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet] = build_wallet) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "local", False):
+        try:
+            from wallet_local.stack import run_local_stack
+        except ImportError:
+            return _fail("`wallet local` runs from a source checkout (pip install -e .)")
+        return run_local_stack(host=args.host, port=args.port, dynamodb_port=args.dynamodb_port)
+    try:
+        wallet = wallet_factory()
+        result = args.run(wallet, args)
+    except ValidationError as exc:
+        fields = ", ".join(str(err["loc"][0]) for err in exc.errors() if err["loc"])
+        return _fail(f"invalid settings ({fields}): set WALLET_TABLE and the secrets' variables")
+    except (OperatorError, InvalidPlayerId, MissingSecret) as exc:
+        return _fail(str(exc))
+    except RepositoryUnavailable as exc:
+        return _fail(f"database unavailable: {exc}")
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(json.dumps({"error": message}), file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+__all__ = ["Settings", "build_parser", "main"]

@@ -1,0 +1,396 @@
+"""The DynamoDB single-table repository: the only module that speaks DynamoDB.
+
+Items (see docs/TABLE.md for the access patterns):
+  account  pk=PLAYER#<player>          sk=ACCOUNT  balance, currency, version, session_hash, session_expires_at
+  entry    pk=ENTRY#<source>:<key>     sk=ENTRY    player, minus, plus, balance_before/after, tag, game_uuid, time
+           gsi1pk=PLAYER#<player>  gsi1sk=<time>#<entry_id>   (index by_player: a player's history by time)
+           gsi2pk=ROUND#<game_uuid> gsi2sk=<time>#<entry_id>  (index by_round: a round's entries; sparse)
+
+A movement is one TransactWriteItems: put the entry if absent + update the account guarded by its version and its
+balance. Both happen or neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from wallet.ledger import Account, LedgerEntry, Source
+from wallet.money import parse_stored
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+ACCOUNT_SK = "ACCOUNT"
+ENTRY_SK = "ENTRY"
+BY_PLAYER_INDEX = "by_player"
+BY_ROUND_INDEX = "by_round"
+
+# Short timeouts: the Games Server waits on us, and a retry with the same trx_id is always safe.
+CLIENT_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=2,
+    retries={"max_attempts": 3, "mode": "standard"},
+    tcp_keepalive=True,
+)
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class RepositoryUnavailable(Exception):
+    """DynamoDB did not give an answer we can act on (throttled, timed out, unreachable, rejected)."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    pass
+
+
+@dataclass(frozen=True)
+class DuplicateEntry:
+    """The entry key exists already. `existing` is the stored entry; `latest` the account if it changed too."""
+
+    existing: LedgerEntry | None
+    latest: Account | None
+
+
+@dataclass(frozen=True)
+class StaleAccount:
+    """The account changed since it was read (another movement won the race): read again and retry."""
+
+    latest: Account | None
+
+
+@dataclass(frozen=True)
+class Contended:
+    """DynamoDB cancelled the transaction because another one touched the same items at that moment."""
+
+
+WriteOutcome = Applied | DuplicateEntry | StaleAccount | Contended
+
+
+def account_key(player_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"PLAYER#{player_id}"}, "sk": {"S": ACCOUNT_SK}}
+
+
+def entry_key(source: Source, key: str) -> dict[str, Any]:
+    return {"pk": {"S": f"ENTRY#{source.value}:{key}"}, "sk": {"S": ENTRY_SK}}
+
+
+def make_client(endpoint_url: str | None = None, region: str | None = None) -> DynamoDBClient:
+    # endpoint_url None lets boto3 honour AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local) as well as real AWS.
+    client: DynamoDBClient = boto3.client(
+        "dynamodb", endpoint_url=endpoint_url, region_name=region, config=CLIENT_CONFIG
+    )
+    return client
+
+
+class WalletRepository:
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+        self.table_name = table_name
+        self.client = client
+
+    # --- reads --------------------------------------------------------------------------------------------------
+
+    def get_account(self, player_id: str) -> Account | None:
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name, Key=account_key(player_id), ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        item = response.get("Item")
+        return _account_from_item(item) if item else None
+
+    def get_account_and_entry(self, player_id: str, source: Source, key: str) -> tuple[Account | None, LedgerEntry | None]:
+        """One serializable read of the account and of the entry with this key (to detect a replay)."""
+        try:
+            response = self.client.transact_get_items(
+                TransactItems=[
+                    {"Get": {"TableName": self.table_name, "Key": account_key(player_id)}},
+                    {"Get": {"TableName": self.table_name, "Key": entry_key(source, key)}},
+                ]
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "TransactionCanceledException":
+                # A write transaction on these items was in flight; the caller retries like a version race.
+                raise ReadContended from exc
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        except BotoCoreError as exc:
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        account_item, entry_item = (r.get("Item") for r in response["Responses"])
+        return (
+            _account_from_item(account_item) if account_item else None,
+            _entry_from_item(entry_item) if entry_item else None,
+        )
+
+    def history(self, player_id: str, limit: int = 100) -> list[LedgerEntry]:
+        """A player's entries, newest first."""
+        return self._query(BY_PLAYER_INDEX, "gsi1pk", f"PLAYER#{player_id}", limit, newest_first=True)
+
+    def round_entries(self, game_uuid: str) -> list[LedgerEntry]:
+        """A round's entries (bet, cancels, win), oldest first."""
+        return self._query(BY_ROUND_INDEX, "gsi2pk", f"ROUND#{game_uuid}", limit=None, newest_first=False)
+
+    def iter_accounts(self) -> Iterator[Account]:
+        for item in self._scan("begins_with(pk, :prefix) AND sk = :sk", "PLAYER#", ACCOUNT_SK):
+            yield _account_from_item(item)
+
+    def iter_entries(self) -> Iterator[LedgerEntry]:
+        for item in self._scan("begins_with(pk, :prefix) AND sk = :sk", "ENTRY#", ENTRY_SK):
+            yield _entry_from_item(item)
+
+    # --- writes -------------------------------------------------------------------------------------------------
+
+    def record(self, entry: LedgerEntry, expected: Account) -> WriteOutcome:
+        """Put `entry` if its key is new and move the account from `expected` to entry.balance_after, atomically."""
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": _entry_item(entry),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": account_key(entry.player_id),
+                            # The new balance is computed from the version read; the version and balance guard make
+                            # a concurrent movement fail this one instead of being overwritten.
+                            "UpdateExpression": "SET balance = :after, version = :next, updated_at = :now",
+                            "ConditionExpression": "version = :expected AND balance = :before",
+                            "ExpressionAttributeValues": {
+                                ":after": {"N": str(entry.balance_after)},
+                                ":before": {"N": str(entry.balance_before)},
+                                ":expected": {"N": str(expected.version)},
+                                ":next": {"N": str(expected.version + 1)},
+                                ":now": {"S": entry.created_at},
+                            },
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "TransactionCanceledException":
+                return _cancelled_outcome(exc)
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        except BotoCoreError as exc:
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        return Applied()
+
+    def create_account(self, account: Account, opening: LedgerEntry | None) -> bool:
+        """Create the account (and its opening-balance entry) unless the player exists. False if it does."""
+        account_put: dict[str, Any] = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": _account_item(account),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        items: list[Any] = [account_put]
+        if opening is not None:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": _entry_item(opening),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if _error_code(exc) == "TransactionCanceledException" and _reason_codes(exc)[:1] == [
+                "ConditionalCheckFailed"
+            ]:
+                return False
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        except BotoCoreError as exc:
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        return True
+
+    def set_session(self, player_id: str, session_hash: str, expires_at: int) -> bool:
+        """Make this the player's only live session (the previous hash is overwritten). False if no such player."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=account_key(player_id),
+                UpdateExpression="SET session_hash = :hash, session_expires_at = :expires",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":hash": {"S": session_hash}, ":expires": {"N": str(expires_at)}},
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        except BotoCoreError as exc:
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        return True
+
+    # --- helpers ------------------------------------------------------------------------------------------------
+
+    def _query(
+        self, index: str, key_name: str, key_value: str, limit: int | None, newest_first: bool
+    ) -> list[LedgerEntry]:
+        entries: list[LedgerEntry] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": f"{key_name} = :key",
+            "ExpressionAttributeValues": {":key": {"S": key_value}},
+            "ScanIndexForward": not newest_first,
+        }
+        try:
+            while True:
+                if limit is not None:
+                    kwargs["Limit"] = limit - len(entries)
+                response = self.client.query(**kwargs)
+                entries.extend(_entry_from_item(item) for item in response.get("Items", []))
+                start = response.get("LastEvaluatedKey")
+                if not start or (limit is not None and len(entries) >= limit):
+                    return entries
+                kwargs["ExclusiveStartKey"] = start
+        except (ClientError, BotoCoreError) as exc:
+            raise RepositoryUnavailable(_describe(exc)) from exc
+
+    def _scan(self, condition: str, prefix: str, sk: str) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator("scan")
+        try:
+            for page in paginator.paginate(
+                TableName=self.table_name,
+                FilterExpression=condition,
+                ExpressionAttributeValues={":prefix": {"S": prefix}, ":sk": {"S": sk}},
+                ConsistentRead=True,
+            ):
+                yield from page.get("Items", [])
+        except (ClientError, BotoCoreError) as exc:
+            raise RepositoryUnavailable(_describe(exc)) from exc
+
+
+class ReadContended(Exception):
+    """TransactGetItems was cancelled by a concurrent write to the same items."""
+
+
+# --- item mapping -------------------------------------------------------------------------------------------------
+
+
+def _account_item(account: Account) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        **account_key(account.player_id),
+        "type": {"S": "account"},
+        "player_id": {"S": account.player_id},
+        "balance": {"N": str(account.balance)},
+        "currency": {"S": account.currency},
+        "version": {"N": str(account.version)},
+        "created_at": {"S": account.created_at},
+    }
+    if account.session_hash is not None and account.session_expires_at is not None:
+        item["session_hash"] = {"S": account.session_hash}
+        item["session_expires_at"] = {"N": str(account.session_expires_at)}
+    return item
+
+
+def _account_from_item(item: dict[str, Any]) -> Account:
+    # Read by hand rather than with TypeDeserializer: this runs on every request.
+    return Account(
+        player_id=item["player_id"]["S"],
+        balance=parse_stored(item["balance"]["N"]),
+        currency=item["currency"]["S"],
+        version=int(item["version"]["N"]),
+        created_at=item["created_at"]["S"],
+        session_hash=item["session_hash"]["S"] if "session_hash" in item else None,
+        session_expires_at=int(item["session_expires_at"]["N"]) if "session_expires_at" in item else None,
+    )
+
+
+def _entry_item(entry: LedgerEntry) -> dict[str, Any]:
+    sort_key = f"{entry.created_at}#{entry.entry_id}"
+    item: dict[str, Any] = {
+        **entry_key(entry.source, entry.key),
+        "type": {"S": "entry"},
+        "source": {"S": entry.source.value},
+        "trx_id": {"S": entry.key},
+        "player_id": {"S": entry.player_id},
+        "kind": {"S": entry.kind},
+        "minus": {"N": str(entry.minus)},
+        "plus": {"N": str(entry.plus)},
+        "balance_before": {"N": str(entry.balance_before)},
+        "balance_after": {"N": str(entry.balance_after)},
+        "currency": {"S": entry.currency},
+        "created_at": {"S": entry.created_at},
+        "tag": _serializer.serialize(entry.tag),
+        "fingerprint": {"S": entry.fingerprint},
+        "gsi1pk": {"S": f"PLAYER#{entry.player_id}"},
+        "gsi1sk": {"S": sort_key},
+    }
+    if entry.game_uuid:
+        item["game_uuid"] = {"S": entry.game_uuid}
+        item["gsi2pk"] = {"S": f"ROUND#{entry.game_uuid}"}
+        item["gsi2sk"] = {"S": sort_key}
+    return item
+
+
+def _entry_from_item(item: dict[str, Any]) -> LedgerEntry:
+    tag = _deserializer.deserialize(item["tag"]) if "tag" in item else {}
+    return LedgerEntry(
+        source=Source(item["source"]["S"]),
+        key=item["trx_id"]["S"],
+        player_id=item["player_id"]["S"],
+        minus=parse_stored(item["minus"]["N"]),
+        plus=parse_stored(item["plus"]["N"]),
+        balance_before=parse_stored(item["balance_before"]["N"]),
+        balance_after=parse_stored(item["balance_after"]["N"]),
+        currency=item["currency"]["S"],
+        created_at=item["created_at"]["S"],
+        kind=item["kind"]["S"],
+        game_uuid=item["game_uuid"]["S"] if "game_uuid" in item else None,
+        tag=tag,
+        fingerprint=item.get("fingerprint", {}).get("S", ""),
+    )
+
+
+def _cancelled_outcome(exc: ClientError) -> WriteOutcome:
+    reasons = exc.response.get("CancellationReasons", [])  # type: ignore[typeddict-item]
+    codes = [reason.get("Code", "None") for reason in reasons]
+    if len(codes) != 2:
+        raise RepositoryUnavailable(f"transaction cancelled without reasons: {codes}") from exc
+    entry_code, account_code = codes
+    account_changed = account_code == "ConditionalCheckFailed" and reasons[1].get("Item")
+    latest = _account_from_item(reasons[1]["Item"]) if account_changed else None
+    if entry_code == "ConditionalCheckFailed":
+        existing = _entry_from_item(reasons[0]["Item"]) if reasons[0].get("Item") else None
+        return DuplicateEntry(existing, latest)
+    if account_code == "ConditionalCheckFailed":
+        return StaleAccount(latest)
+    if "TransactionConflict" in codes:
+        return Contended()
+    # Throttling, validation or capacity: nothing was written, and it is not ours to retry here.
+    raise RepositoryUnavailable(f"transaction cancelled: {codes}") from exc
+
+
+def _reason_codes(exc: ClientError) -> list[str]:
+    reasons = exc.response.get("CancellationReasons", [])  # type: ignore[typeddict-item]
+    return [reason.get("Code", "None") for reason in reasons]
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return f"{_error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
+    return f"{type(exc).__name__}: {exc}"

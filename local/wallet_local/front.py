@@ -1,0 +1,210 @@
+"""A small local front: HTTP in, the API Gateway (REST, v1 proxy) event the Lambda gets, the handler's reply out.
+
+It calls the same handler modules that run in Lambda (functions/<name>/app.py), so what the tests exercise through
+it is the deployed code path minus API Gateway itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from wallet_local.paths import FUNCTIONS
+
+STAGE = "local"
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    resource: str  # API Gateway resource path, e.g. /play/{application}
+    function: str  # folder under functions/
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method != self.method:
+            return None
+        pattern = re.sub(r"\\\{(\w+)\\\+?\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(self.resource))
+        pattern = pattern.replace("(?P<proxy>[^/]+)", "(?P<proxy>.+)")
+        found = re.fullmatch(pattern, path)
+        return found.groupdict() if found else None
+
+
+class LambdaContext:
+    """Enough of the Lambda context object for Powertools."""
+
+    def __init__(self, function_name: str) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + 10
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def load_handler(function: str) -> Any:
+    """Import functions/<function>/app.py under a unique module name and return its lambda_handler."""
+    path = FUNCTIONS / function / "app.py"
+    module_name = f"wallet_function_{function}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        module = _import_file(module_name, path)
+    return module.lambda_handler
+
+
+def _import_file(module_name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def api_gateway_event(
+    route: Route,
+    path_parameters: dict[str, str],
+    method: str,
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+    source_ip: str,
+) -> dict[str, Any]:
+    params = parse_qs(query, keep_blank_values=True)
+    try:
+        text: str | None = body.decode("utf-8") if body else None
+        is_base64 = False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode("ascii"), True
+    return {
+        "resource": route.resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {key: [value] for key, value in headers.items()},
+        "queryStringParameters": {key: values[-1] for key, values in params.items()} or None,
+        "multiValueQueryStringParameters": params or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route.resource,
+            "httpMethod": method,
+            "path": f"/{STAGE}{path}",
+            "stage": STAGE,
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "accountId": "123456789012",
+            "apiId": "local",
+            "protocol": "HTTP/1.1",
+            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+class LocalFront(ThreadingHTTPServer):
+    daemon_threads = True
+    # Many concurrent clients in the stress tests: a deep accept queue instead of refused connections.
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], routes: list[Route], static: dict[str, Path] | None = None) -> None:
+        super().__init__(address, _Handler)
+        self.routes = routes
+        self.static = static or {}
+        self.handlers = {route.function: load_handler(route.function) for route in routes}
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: LocalFront
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._send(413, {"Content-Type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+            return
+        body = self.rfile.read(length) if length else b""
+        for route in self.server.routes:
+            parameters = route.match(self.command, parts.path)
+            if parameters is None:
+                continue
+            headers = {key: value for key, value in self.headers.items()}
+            event = api_gateway_event(
+                route, parameters, self.command, parts.path, parts.query, headers, body, self.client_address[0]
+            )
+            reply = self.server.handlers[route.function](event, LambdaContext(route.function))
+            self._send_lambda_reply(reply)
+            return
+        if self.command == "GET" and self._serve_static(parts.path):
+            return
+        # API Gateway's own answer for an unknown route.
+        self._send(403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
+
+    def _serve_static(self, path: str) -> bool:
+        for prefix, directory in self.server.static.items():
+            if not path.startswith(prefix + "/"):
+                continue
+            target = (directory / path[len(prefix) + 1 :]).resolve()
+            if directory.resolve() not in target.parents or not target.is_file():
+                return False
+            kind = {".js": "application/javascript", ".json": "application/json", ".png": "image/png",
+                    ".svg": "image/svg+xml", ".html": "text/html; charset=utf-8", ".css": "text/css"}
+            self._send(200, {"Content-Type": kind.get(target.suffix, "application/octet-stream")}, target.read_bytes())
+            return True
+        return False
+
+    def _send_lambda_reply(self, reply: dict[str, Any]) -> None:
+        body = reply.get("body") or ""
+        payload = base64.b64decode(body) if reply.get("isBase64Encoded") else body.encode("utf-8")
+        headers = dict(reply.get("headers") or {})
+        for key, values in (reply.get("multiValueHeaders") or {}).items():
+            headers[key] = ", ".join(values)
+        self._send(int(reply.get("statusCode", 200)), headers, payload)
+
+    def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            if key.lower() not in ("content-length", "connection"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass  # the handlers log each request themselves
