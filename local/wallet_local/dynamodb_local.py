@@ -1,4 +1,4 @@
-"""Start and stop DynamoDB Local, AWS's own emulator (a Java jar shipped in the npm package amplify-dynamodb-simulator)."""
+"""Start and stop DynamoDB Local, AWS's own emulator (a jar shipped in the npm package amplify-dynamodb-simulator)."""
 
 from __future__ import annotations
 
@@ -55,13 +55,17 @@ class DynamoDBLocal:
             "-port",
             str(self.port),
         ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # cwd: DynamoDB Local writes a metadata file into its working directory; keep it out of the checkout.
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.directory
+        )
         self._wait_until_ready(timeout)
         return self
 
     def client(self):  # type: ignore[no-untyped-def]
-        return boto3.client("dynamodb", endpoint_url=self.endpoint, config=Config(retries={"max_attempts": 2}),
-                            **LOCAL_CREDENTIALS)
+        return boto3.client(
+            "dynamodb", endpoint_url=self.endpoint, config=Config(retries={"max_attempts": 2}), **LOCAL_CREDENTIALS
+        )
 
     def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -73,7 +77,7 @@ class DynamoDBLocal:
             try:
                 client.list_tables()
                 return
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:
                 time.sleep(0.2)
         self.stop()
         raise TimeoutError(f"DynamoDB Local did not answer on port {self.port} within {timeout}s")

@@ -164,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
             parameters = route.match(self.command, parts.path)
             if parameters is None:
                 continue
-            headers = {key: value for key, value in self.headers.items()}
+            headers = dict(self.headers.items())
             event = api_gateway_event(
                 route, parameters, self.command, parts.path, parts.query, headers, body, self.client_address[0]
             )
@@ -183,8 +183,14 @@ class _Handler(BaseHTTPRequestHandler):
             target = (directory / path[len(prefix) + 1 :]).resolve()
             if directory.resolve() not in target.parents or not target.is_file():
                 return False
-            kind = {".js": "application/javascript", ".json": "application/json", ".png": "image/png",
-                    ".svg": "image/svg+xml", ".html": "text/html; charset=utf-8", ".css": "text/css"}
+            kind = {
+                ".js": "application/javascript",
+                ".json": "application/json",
+                ".png": "image/png",
+                ".svg": "image/svg+xml",
+                ".html": "text/html; charset=utf-8",
+                ".css": "text/css",
+            }
             self._send(200, {"Content-Type": kind.get(target.suffix, "application/octet-stream")}, target.read_bytes())
             return True
         return False
@@ -206,5 +212,5 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the handlers log each request themselves

@@ -44,7 +44,7 @@ def run_local_stack(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: in
     database = DynamoDBLocal(dynamodb_port)
     try:
         database.start()
-    except Exception as exc:  # noqa: BLE001 - reported to the user as is
+    except Exception as exc:
         print(json.dumps({"error": f"cannot start DynamoDB Local: {exc}"}), file=sys.stderr)
         return 2
     front: LocalFront | None = None
@@ -88,39 +88,61 @@ def _wait_for_stop() -> None:
 def signed_body(session: str, trx_id: str, salt: str, minus: int, plus: int, tag: dict[str, Any]) -> str:
     from wallet.sign import compute_sign
 
-    body = {"method": "do", "session": session, "minus": minus, "plus": plus, "trx_id": trx_id,
-            "sign": compute_sign(session, trx_id, salt), "tag": tag}
+    body = {
+        "method": "do",
+        "session": session,
+        "minus": minus,
+        "plus": plus,
+        "trx_id": trx_id,
+        "sign": compute_sign(session, trx_id, salt),
+        "tag": tag,
+    }
     return json.dumps(body, separators=(",", ":"))
 
 
 def _banner(url: str, database: DynamoDBLocal, environment: dict[str, str], token: str, expires_at: int) -> str:
     salt = environment["WALLET_SALT"]
     balance = signed_body(token, "demo-balance-1", salt, 0, 0, {"game": "slot", "game_id": ""})
-    bet = signed_body(token, "demo-bet-1", salt, 100, 0, {"game": "slot", "game_id": "a_op", "game_uuid": "demo-round-1",
-                                                          "lines": 9, "bet": 1, "denomination": 100})
-    win = signed_body(token, "demo-win-1", salt, 0, 250, {"game": "slot", "game_id": "a_op",
-                                                          "game_uuid": "demo-round-1"})
+    bet = signed_body(
+        token,
+        "demo-bet-1",
+        salt,
+        100,
+        0,
+        {"game": "slot", "game_id": "a_op", "game_uuid": "demo-round-1", "lines": 9, "bet": 1, "denomination": 100},
+    )
+    win = signed_body(
+        token, "demo-win-1", salt, 0, 250, {"game": "slot", "game_id": "a_op", "game_uuid": "demo-round-1"}
+    )
     curl = f"curl -s -X POST {url}/do -H 'Content-Type: application/json' -d "
     exports = " ".join(
         f"{key}={shlex.quote(environment[key])}"
-        for key in ("AWS_ENDPOINT_URL_DYNAMODB", "WALLET_TABLE", "WALLET_SESSION_KEY", "AWS_ACCESS_KEY_ID",
-                    "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+        for key in (
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "WALLET_TABLE",
+            "WALLET_SESSION_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+        )
     )
-    return "\n".join([
-        f"Wallet billing is up: POST {url}/do  (DynamoDB Local on port {database.port}, table "
-        f"{environment['WALLET_TABLE']}, salt from WALLET_SALT)",
-        f"Demo player {DEMO_PLAYER!r}: balance {DEMO_BALANCE} FUN, session {token} (expires at {expires_at})",
-        "",
-        "Ask the balance:",
-        f"  {curl}{shlex.quote(balance)}",
-        "Bet 100 in round demo-round-1 (send it twice: the second moves nothing):",
-        f"  {curl}{shlex.quote(bet)}",
-        "Win 250 in the same round:",
-        f"  {curl}{shlex.quote(win)}",
-        "",
-        "Operator CLI against this stack, in another shell:",
-        f"  export {exports}",
-        f"  wallet balance {DEMO_PLAYER}; wallet history {DEMO_PLAYER}; wallet round demo-round-1",
-        "",
-        "Ctrl-C stops it (the in-memory database goes with it).",
-    ])
+    return "\n".join(
+        [
+            f"Wallet billing is up: POST {url}/do  (DynamoDB Local on port {database.port}, table "
+            f"{environment['WALLET_TABLE']}, salt from WALLET_SALT)",
+            f"Demo player {DEMO_PLAYER!r}: balance {DEMO_BALANCE} FUN, session {token} (expires at {expires_at})",
+            "",
+            "Ask the balance:",
+            f"  {curl}{shlex.quote(balance)}",
+            "Bet 100 in round demo-round-1 (send it twice: the second moves nothing):",
+            f"  {curl}{shlex.quote(bet)}",
+            "Win 250 in the same round:",
+            f"  {curl}{shlex.quote(win)}",
+            "",
+            "Operator CLI against this stack, in another shell:",
+            f"  export {exports}",
+            f"  wallet balance {DEMO_PLAYER}; wallet history {DEMO_PLAYER}; wallet round demo-round-1",
+            "",
+            "Ctrl-C stops it (the in-memory database goes with it).",
+        ]
+    )

@@ -153,9 +153,7 @@ class Wallet:
         now = self.clock()
 
         def session_live(account: Account) -> bool:
-            return session_is_live(
-                envelope.session, session_key, account.session_hash, account.session_expires_at, now
-            )
+            return session_is_live(envelope.session, session_key, account.session_hash, account.session_expires_at, now)
 
         common: dict[str, Any] = {
             "trx_id": trx_id,
@@ -180,7 +178,7 @@ class Wallet:
             movement.game_uuid,
             authorize=session_live,
         )
-        extra = {"conflict": result.conflict, "attempts": result.attempts}
+        extra: dict[str, Any] = {"conflict": result.conflict, "attempts": result.attempts}
         match result.status:
             case MoveStatus.APPLIED | MoveStatus.DUPLICATE:
                 assert result.account is not None and result.entry is not None
@@ -318,7 +316,9 @@ class Wallet:
         check_player_id(player_id)
         if not ref or len(ref) > 128:
             raise OperatorError("ref must be 1-128 characters")
-        result = self.move(player_id, Source.OPERATOR, ref, minus, plus, {"operator": kind, "ref": ref}, None, kind=kind)
+        result = self.move(
+            player_id, Source.OPERATOR, ref, minus, plus, {"operator": kind, "ref": ref}, None, kind=kind
+        )
         if result.status is MoveStatus.NO_ACCOUNT:
             raise OperatorError(f"unknown player {player_id}")
         if result.status is MoveStatus.INSUFFICIENT:

@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet]
             from wallet_local.stack import run_local_stack
         except ImportError:
             return _fail("`wallet local` runs from a source checkout (pip install -e .)")
-        return run_local_stack(host=args.host, port=args.port, dynamodb_port=args.dynamodb_port)
+        return int(run_local_stack(host=args.host, port=args.port, dynamodb_port=args.dynamodb_port))
     try:
         wallet = wallet_factory()
         result = args.run(wallet, args)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -101,15 +101,15 @@ class WalletRepository:
 
     def get_account(self, player_id: str) -> Account | None:
         try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key=account_key(player_id), ConsistentRead=True
-            )
+            response = self.client.get_item(TableName=self.table_name, Key=account_key(player_id), ConsistentRead=True)
         except (ClientError, BotoCoreError) as exc:
             raise RepositoryUnavailable(_describe(exc)) from exc
         item = response.get("Item")
         return _account_from_item(item) if item else None
 
-    def get_account_and_entry(self, player_id: str, source: Source, key: str) -> tuple[Account | None, LedgerEntry | None]:
+    def get_account_and_entry(
+        self, player_id: str, source: Source, key: str
+    ) -> tuple[Account | None, LedgerEntry | None]:
         """One serializable read of the account and of the entry with this key (to detect a replay)."""
         try:
             response = self.client.transact_get_items(
@@ -125,7 +125,7 @@ class WalletRepository:
             raise RepositoryUnavailable(_describe(exc)) from exc
         except BotoCoreError as exc:
             raise RepositoryUnavailable(_describe(exc)) from exc
-        account_item, entry_item = (r.get("Item") for r in response["Responses"])
+        account_item, entry_item = (cast(dict[str, Any], r).get("Item") for r in response["Responses"])
         return (
             _account_from_item(account_item) if account_item else None,
             _entry_from_item(entry_item) if entry_item else None,
@@ -363,7 +363,7 @@ def _entry_from_item(item: dict[str, Any]) -> LedgerEntry:
 
 
 def _cancelled_outcome(exc: ClientError) -> WriteOutcome:
-    reasons = exc.response.get("CancellationReasons", [])  # type: ignore[typeddict-item]
+    reasons = _cancellation_reasons(exc)
     codes = [reason.get("Code", "None") for reason in reasons]
     if len(codes) != 2:
         raise RepositoryUnavailable(f"transaction cancelled without reasons: {codes}") from exc
@@ -381,9 +381,14 @@ def _cancelled_outcome(exc: ClientError) -> WriteOutcome:
     raise RepositoryUnavailable(f"transaction cancelled: {codes}") from exc
 
 
+def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]]:
+    # botocore's error shape does not declare CancellationReasons, but DynamoDB sends them with the cancellation.
+    response = cast(dict[str, Any], exc.response)
+    return list(response.get("CancellationReasons", []))
+
+
 def _reason_codes(exc: ClientError) -> list[str]:
-    reasons = exc.response.get("CancellationReasons", [])  # type: ignore[typeddict-item]
-    return [reason.get("Code", "None") for reason in reasons]
+    return [reason.get("Code", "None") for reason in _cancellation_reasons(exc)]
 
 
 def _error_code(exc: ClientError) -> str:

@@ -1,0 +1,54 @@
+# The usual targets. `make run` and `make test` install what is missing first (scripts/install.sh is idempotent).
+BIN := .venv/bin
+PY := $(BIN)/python
+export AWS_DEFAULT_REGION ?= eu-west-1
+
+.PHONY: install run test check lint format typecheck validate unit integration e2e build check-build bench clean
+
+install:
+	@bash scripts/install.sh
+
+run: install
+	$(BIN)/wallet local
+
+# Everything CI runs: static checks, the template checks, and all test levels.
+test: install check
+	$(PY) -m pytest -q
+
+check: lint typecheck validate
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck:
+	$(BIN)/mypy
+
+validate:
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint --template template.yaml
+
+unit:
+	$(PY) -m pytest -q tests/unit
+
+integration:
+	$(PY) -m pytest -q tests/integration
+
+e2e:
+	$(PY) -m pytest -q tests/e2e
+
+build:
+	PYENV_VERSION=3.11.7:3.13.0 $(BIN)/sam build
+
+check-build:
+	bash scripts/check_build.sh
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache artifacts

@@ -1,0 +1,193 @@
+"""Shared test helpers: signed /do bodies and a Games Server simulator that behaves like the provider's."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from wallet.sign import compute_sign
+
+SALT = "test-salt"
+SESSION_KEY = "test-session-key"
+
+
+def do_body(
+    session: str,
+    trx_id: str,
+    minus: int | str | Decimal = 0,
+    plus: int | str | Decimal = 0,
+    tag: dict[str, Any] | None = None,
+    salt: str = SALT,
+    sign: str | None = None,
+) -> str:
+    """A /do body exactly as the Games Server sends it (numbers as JSON numbers, never floats)."""
+    body = {
+        "method": "do",
+        "session": session,
+        "minus": "__MINUS__",
+        "plus": "__PLUS__",
+        "trx_id": trx_id,
+        "sign": sign if sign is not None else compute_sign(session, trx_id, salt),
+        "tag": tag if tag is not None else {"game": "slot", "game_id": ""},
+    }
+    text = json.dumps(body, separators=(",", ":"))
+    # Amounts are spliced in as raw JSON numbers so a Decimal like 0.1 goes over the wire exactly as written.
+    return text.replace('"__MINUS__"', str(minus)).replace('"__PLUS__"', str(plus))
+
+
+def api_gateway_event(
+    body: str | None, path: str = "/do", method: str = "POST", source_ip: str = "203.0.113.10"
+) -> dict[str, Any]:
+    """A REST API (v1 proxy) event like the one API Gateway gives the billing Lambda."""
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": path,
+            "httpMethod": method,
+            "path": f"/test{path}",
+            "stage": "test",
+            "requestId": str(uuid.uuid4()),
+            "accountId": "123456789012",
+            "apiId": "test",
+            "identity": {"sourceIp": source_ip},
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+class LambdaContext:
+    function_name = "billing"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:billing"
+    memory_limit_in_mb = 512
+    aws_request_id = "test-request"
+    log_group_name = "/aws/lambda/billing"
+    log_stream_name = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+@dataclass
+class Call:
+    trx_id: str
+    reply: dict[str, Any]
+    attempts: int
+    statuses: list[int] = field(default_factory=list)
+
+
+class GamesServer:
+    """The provider's Games Server as the billing sees it: signs every request, and when a reply does not arrive
+    (5xx, timeout, dropped connection) makes up to 10 more attempts with the same trx_id."""
+
+    MAX_RETRIES = 10
+
+    def __init__(self, base_url: str, salt: str = SALT, timeout: float = 10.0, retry_pause: float = 0.05) -> None:
+        self.url = base_url.rstrip("/") + "/do"
+        self.salt = salt
+        self.timeout = timeout
+        self.retry_pause = retry_pause
+        self.http = requests.Session()
+
+    def call(
+        self,
+        session: str,
+        minus: int | str | Decimal = 0,
+        plus: int | str | Decimal = 0,
+        tag: dict[str, Any] | None = None,
+        trx_id: str | None = None,
+        drop_first_reply: bool = False,
+    ) -> Call:
+        trx_id = trx_id or str(uuid.uuid4())
+        body = do_body(session, trx_id, minus, plus, tag, self.salt)
+        statuses: list[int] = []
+        for attempt in range(1, self.MAX_RETRIES + 2):
+            try:
+                response = self.http.post(
+                    self.url, data=body, headers={"Content-Type": "application/json"}, timeout=self.timeout
+                )
+            except requests.RequestException:
+                statuses.append(0)
+                time.sleep(self.retry_pause)
+                continue
+            statuses.append(response.status_code)
+            if response.status_code >= 500:
+                time.sleep(self.retry_pause)
+                continue
+            if drop_first_reply and attempt == 1:
+                # The billing processed it, but the reply never reached the Games Server: it sends the same again.
+                continue
+            return Call(trx_id, response.json(), attempt, statuses)
+        raise AssertionError(f"no reply for {trx_id} after {self.MAX_RETRIES + 1} attempts: {statuses}")
+
+    def balance(self, session: str) -> Call:
+        return self.call(session, 0, 0, {"game": "slot", "game_id": ""})
+
+    # --- rounds as the provider plays them ---------------------------------------------------------------------
+
+    def slot_round(self, session: str, bet: int, win: int, game_id: str = "a_op") -> tuple[str, list[Call]]:
+        """One bet and, if it won, one win with the same game_uuid."""
+        game_uuid = str(uuid.uuid4().int % 10**12)
+        tag = {
+            "game": "slot",
+            "game_id": game_id,
+            "game_uuid": int(game_uuid),
+            "lines": 9,
+            "bet": 1,
+            "denomination": 100,
+        }
+        calls = [self.call(session, minus=bet, tag=tag)]
+        if calls[0].reply["status"] == "OK" and win > 0:
+            calls.append(self.call(session, plus=win, tag=tag))
+        return game_uuid, calls
+
+    def egame_round(self, session: str, bet: int, win: int, game_id: str = "turbokeno") -> tuple[str, list[Call]]:
+        game_uuid = f"EG-{uuid.uuid4().hex[:12]}"
+        tag = {
+            "game": "egame",
+            "game_id": game_id,
+            "game_uuid": game_uuid,
+            "bets": [f"[0]:{bet}"],
+            "result": [1, 2, 3, 4, 5],
+        }
+        calls = [self.call(session, minus=bet, tag=tag)]
+        if calls[0].reply["status"] == "OK" and win > 0:
+            calls.append(self.call(session, plus=win, tag={**tag, "result": [7, 7, 7]}))
+        return game_uuid, calls
+
+    def bet_package(
+        self, session: str, bets: list[int], cancelled: list[int], wins: list[int] | None, game_id: str = "1009"
+    ) -> tuple[str, list[Call]]:
+        """A package of bets under one game_uuid; cancel some (refunded through plus); then a win for the rest,
+        possibly 0. If every bet was cancelled, no win request follows (as the guide says)."""
+        game_uuid = f"BP-{uuid.uuid4().hex[:12]}"
+        base = {"game": "bet", "game_id": game_id, "game_uuid": game_uuid, "round": 10000}
+        package = {**base, "bets": [f"[{i}]:{amount}" for i, amount in enumerate(bets)]}
+        calls = [self.call(session, minus=sum(bets), tag=package)]
+        if calls[0].reply["status"] != "OK":
+            return game_uuid, calls
+        if cancelled:
+            refund = sum(bets[i] for i in cancelled)
+            calls.append(
+                self.call(
+                    session, plus=refund, tag={**base, "bets": [f"[{i}]:{bets[i]}" for i in cancelled], "cancel": True}
+                )
+            )
+        if wins is not None and len(cancelled) < len(bets):
+            calls.append(self.call(session, plus=sum(wins), tag={**base, "result": wins}))
+        return game_uuid, calls
