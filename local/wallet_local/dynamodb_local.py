@@ -56,9 +56,7 @@ class DynamoDBLocal:
             str(self.port),
         ]
         # cwd: DynamoDB Local writes a metadata file into its working directory; keep it out of the checkout.
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.directory
-        )
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.directory)
         self._wait_until_ready(timeout)
         return self
 
