@@ -119,6 +119,7 @@ class Wallet:
         *,
         session_seconds: int = 24 * 60 * 60,
         max_write_attempts: int = 10,
+        retry_budget_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -126,6 +127,7 @@ class Wallet:
         self.secrets = secrets
         self.session_seconds = session_seconds
         self.max_write_attempts = max_write_attempts
+        self.retry_budget_seconds = retry_budget_seconds
         self.clock = clock
         self.sleep = sleep
 
@@ -208,7 +210,10 @@ class Wallet:
     ) -> MoveResult:
         """Move `-minus +plus` on the player's account exactly once for this (source, key)."""
         request_print = fingerprint(player_id, minus, plus, tag)
+        give_up_at = time.monotonic() + self.retry_budget_seconds
         for attempt in range(1, self.max_write_attempts + 1):
+            if attempt > 1 and time.monotonic() > give_up_at:
+                break  # a 503 now beats a Lambda timeout later: the provider retries either way
             try:
                 account, earlier = self.repository.get_account_and_entry(player_id, source, key)
             except ReadContended:
@@ -264,7 +269,7 @@ class Wallet:
                     return self._duplicate(current, existing, request_print, attempt)
                 case _:  # StaleAccount or Contended: someone else moved this account first; read again
                     self._back_off(attempt)
-        raise BillingContended(f"account {player_id} changed on each of {self.max_write_attempts} attempts")
+        raise BillingContended(f"account {player_id} kept changing: gave up after {attempt} attempts")
 
     def _duplicate(self, account: Account, earlier: LedgerEntry, request_print: str, attempt: int) -> MoveResult:
         conflict = bool(earlier.fingerprint) and earlier.fingerprint != request_print

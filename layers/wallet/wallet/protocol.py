@@ -85,7 +85,7 @@ class Movement:
 
     @property
     def is_balance_request(self) -> bool:
-        return self.minus == 0 and self.plus == 0 and not self.tag.get("game_uuid")
+        return self.minus == 0 and self.plus == 0 and self.game_uuid is None
 
 
 def _reject_constant(name: str) -> Any:

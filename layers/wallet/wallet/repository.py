@@ -32,11 +32,12 @@ ENTRY_SK = "ENTRY"
 BY_PLAYER_INDEX = "by_player"
 BY_ROUND_INDEX = "by_round"
 
-# Short timeouts: the Games Server waits on us, and a retry with the same trx_id is always safe.
+# Short timeouts and one SDK retry: the Games Server waits on us, and its own retry with the same trx_id is always
+# safe, so a slow DynamoDB call should become a quick 503 rather than outlive the Lambda's timeout.
 CLIENT_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=2,
-    retries={"max_attempts": 3, "mode": "standard"},
+    connect_timeout=0.5,
+    read_timeout=1.5,
+    retries={"max_attempts": 2, "mode": "standard"},
     tcp_keepalive=True,
 )
 

@@ -1,0 +1,274 @@
+"""Generate the sample API Gateway (REST, v1 proxy) events for `sam local invoke BillingFunction -e events/<name>.json`.
+
+Run from the repository root:  .venv/bin/python events/generate.py
+It rewrites events/*.json, events/env.json and events/README.md. The output is deterministic (fixed ids and times), so
+a regeneration without a change to this script leaves `git diff` empty.
+
+Every event is signed for the sample salt `local-salt` (md5 x45 of "do::session::trx_id::salt", wallet.sign), except
+bad_sign.json. The session is the sample token below: it is live only once its hash is stored on the account of player
+`demo` (see the README this script writes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+EVENTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(EVENTS.parent / "layers" / "wallet"))
+
+from wallet.sessions import hash_token  # noqa: E402 - after the path set-up
+from wallet.sign import compute_sign  # noqa: E402
+
+SALT = "local-salt"
+SESSION_KEY = "local-session-key"
+TABLE = "wallet-local"
+PLAYER = "demo"
+OPENING_BALANCE = 100000
+SESSION = f"{PLAYER}.sam-local-invoke-session-token-000000000000000"
+UNKNOWN_SESSION = f"{PLAYER}.this-token-was-never-issued-by-the-operator-0000"
+SOURCE_IP = "203.0.113.10"  # TEST-NET-3: the Games Server
+REQUEST_TIME_EPOCH = 1764072000000  # 2025-11-25T12:00:00Z, fixed so the output is stable
+_NAMESPACE = uuid.UUID("6f1d3c1e-6d0a-4d43-9d7e-0c5b8d7a1a00")
+
+SLOT_ROUND = 100001  # an integer game_uuid, as in the provider's slot example
+PACKAGE_ROUND = "AA-BB-CC-0001"
+
+
+def trx(name: str) -> str:
+    """A stable UUID per sample, the shape the Games Server sends."""
+    return str(uuid.uuid5(_NAMESPACE, name))
+
+
+def body(
+    trx_id: str | int, minus: int, plus: int, tag: dict[str, Any], *, session: str = SESSION, salt: str = SALT
+) -> dict[str, Any]:
+    return {
+        "method": "do",
+        "session": session,
+        "minus": minus,
+        "plus": plus,
+        "trx_id": trx_id,
+        "sign": compute_sign(session, str(trx_id), salt),
+        "tag": tag,
+    }
+
+
+def api_gateway_event(name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An API Gateway REST proxy (payload v1) event for POST /do on stage dev."""
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "Host": "abcdef1234.execute-api.eu-west-1.amazonaws.com",
+        "User-Agent": "GamesServer/1.0",
+        "X-Amzn-Trace-Id": "Root=1-69259a40-0123456789abcdef01234567",
+        "X-Forwarded-For": SOURCE_IP,
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+    }
+    request_id = str(uuid.uuid5(_NAMESPACE, f"request:{name}"))
+    return {
+        "resource": "/do",
+        "path": "/do",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {key: [value] for key, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "a1b2c3",
+            "resourcePath": "/do",
+            "httpMethod": "POST",
+            "extendedRequestId": request_id[:16],
+            "requestTime": "25/Nov/2025:12:00:00 +0000",
+            "path": "/dev/do",
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": "dev",
+            "domainPrefix": "abcdef1234",
+            "requestTimeEpoch": REQUEST_TIME_EPOCH,
+            "requestId": request_id,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": SOURCE_IP,
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": "GamesServer/1.0",
+                "user": None,
+            },
+            "domainName": "abcdef1234.execute-api.eu-west-1.amazonaws.com",
+            "apiId": "abcdef1234",
+        },
+        # The Games Server's JSON, as the raw string API Gateway hands over.
+        "body": json.dumps(payload, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+SLOT_TAG = {"game": "slot", "game_id": "a_op", "game_uuid": SLOT_ROUND, "lines": 1, "bet": 1, "denomination": 100}
+PACKAGE_BETS = ["[0]:1000", "[1]:500", "[2]:300"]
+
+# name -> (what it shows, the body, the reply expected when replayed in the README's order)
+SAMPLES: dict[str, tuple[str, dict[str, Any], str]] = {
+    "balance": (
+        "balance request (minus 0, plus 0, empty game_id)",
+        body(trx("balance"), 0, 0, {"game": "slot", "game_id": ""}),
+        '{"status":"OK","balance":100000,"currency":"FUN"}',
+    ),
+    "bet": (
+        "slot bet of 100 (round 100001)",
+        body(trx("bet"), 100, 0, SLOT_TAG),
+        '{"status":"OK","balance":99900,"currency":"FUN"}',
+    ),
+    "win": (
+        "slot win of 250 for the same round (same game_uuid as bet.json)",
+        body(trx("win"), 0, 250, SLOT_TAG),
+        '{"status":"OK","balance":100150,"currency":"FUN"}',
+    ),
+    "duplicate_retry": (
+        "the Games Server retrying bet.json (same trx_id and body): nothing moves, OK with the current balance",
+        body(trx("bet"), 100, 0, SLOT_TAG),
+        '{"status":"OK","balance":100150,"currency":"FUN"}',
+    ),
+    "bad_sign": (
+        "a bet signed with another salt",
+        body(trx("bad_sign"), 100, 0, {**SLOT_TAG, "game_uuid": 100002}, salt="not-the-salt"),
+        '{"status":"sign_not_found"}',
+    ),
+    "unknown_session": (
+        "a correctly signed bet on a session the operator never issued",
+        body(trx("unknown_session"), 100, 0, {**SLOT_TAG, "game_uuid": 100003}, session=UNKNOWN_SESSION),
+        '{"status":"session_not_found"}',
+    ),
+    "not_enough_money": (
+        "a bet far above the balance (an integer trx_id, as the protocol allows)",
+        body(9000000001, 999999999999999, 0, {**SLOT_TAG, "game_uuid": 100004}),
+        '{"status":"not_enough_money","balance":100150,"currency":"FUN"}',
+    ),
+    "bet_package": (
+        "a betting game's package of three bets (1000 + 500 + 300) under one game_uuid",
+        body(
+            trx("bet_package"),
+            1800,
+            0,
+            {"game": "bet", "game_id": "1009", "game_uuid": PACKAGE_ROUND, "round": 10000, "bets": PACKAGE_BETS},
+        ),
+        '{"status":"OK","balance":98350,"currency":"FUN"}',
+    ),
+    "partial_cancel": (
+        "the cancel of bet [1] of the package: 500 credited back through plus, same game_uuid",
+        body(
+            trx("partial_cancel"),
+            0,
+            500,
+            {"game": "bet", "game_id": "1009", "game_uuid": PACKAGE_ROUND, "round": 10000, "bets": ["[1]:500"]},
+        ),
+        '{"status":"OK","balance":98850,"currency":"FUN"}',
+    ),
+}
+
+ENV = {
+    "BillingFunction": {
+        "WALLET_TABLE": TABLE,
+        "WALLET_SALT": SALT,
+        "WALLET_SALT_PARAMETER": "",
+        "WALLET_SESSION_KEY": SESSION_KEY,
+        "WALLET_SESSION_KEY_PARAMETER": "",
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://host.docker.internal:8000",
+        "POWERTOOLS_LOG_LEVEL": "DEBUG",
+    }
+}
+
+README = """\
+# Sample events for `sam local invoke`
+
+API Gateway REST (proxy, payload v1) events for `POST /do`, as the provider's Games Server sends them. They are
+written by `events/generate.py` (`.venv/bin/python events/generate.py`): edit the script, not the JSON.
+
+Every event is signed for the sample salt `{salt}` except `bad_sign.json`, and all but `unknown_session.json` use the
+sample session of player `{player}`:
+
+    {session}
+
+| event | what it shows | reply (in this order, from a balance of {opening}) |
+|---|---|---|
+{rows}
+
+## Run them
+
+1. Build (the layer must be built: `sam local invoke` on the unbuilt template would not find `wallet` nor its
+   dependencies):
+
+       PYENV_VERSION=3.11.7:3.13.0 .venv/bin/sam build
+
+2. Start DynamoDB Local with the table `{table}` (`wallet local` runs it on port 8000 by default), create the player
+   and store the hash of the sample session on its account (`wallet session new` would issue a random token
+   instead). With `WALLET_TABLE={table}`, `WALLET_SALT={salt}`, `WALLET_SESSION_KEY={session_key}` and
+   `AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000` in the shell:
+
+       wallet player create {player} --balance {opening}
+       HASH={session_hash}
+       EXPIRES=$(( $(date +%s) + 86400 ))
+       aws dynamodb update-item --table-name {table} \\
+         --key '{{"pk":{{"S":"PLAYER#{player}"}},"sk":{{"S":"ACCOUNT"}}}}' \\
+         --update-expression 'SET session_hash = :h, session_expires_at = :e' \\
+         --expression-attribute-values '{{":h":{{"S":"'"$HASH"'"}},":e":{{"N":"'"$EXPIRES"'"}}}}'
+
+   (`HASH` is HMAC-SHA256(`{session_key}`, the sample token), as wallet.sessions.hash_token computes it.)
+
+3. Invoke, with the local settings of `env.json`:
+
+       .venv/bin/sam local invoke BillingFunction --env-vars events/env.json -e events/balance.json
+
+   On Linux, `host.docker.internal` needs `--add-host host.docker.internal:host-gateway` (or run DynamoDB Local in a
+   container and pass `--docker-network`, with `AWS_ENDPOINT_URL_DYNAMODB` pointing at it).
+
+## env.json
+
+`sam local invoke --env-vars` only sets variables the template declares for the function; that is why
+`template.yaml` declares `WALLET_SALT`, `WALLET_SESSION_KEY` and `AWS_ENDPOINT_URL_DYNAMODB` empty (empty means unset
+for the code and for boto3). In AWS the secrets come from SSM through `WALLET_SALT_PARAMETER` and
+`WALLET_SESSION_KEY_PARAMETER`. The code refuses a secret configured both ways, so `env.json` sets the
+`*_PARAMETER` variables to `""` when it sets `WALLET_SALT` / `WALLET_SESSION_KEY`: keep them empty.
+"""
+
+
+def write_json(path: Path, document: Any) -> None:
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def main() -> int:
+    for name, (_, payload, _) in SAMPLES.items():
+        write_json(EVENTS / f"{name}.json", api_gateway_event(name, payload))
+    write_json(EVENTS / "env.json", ENV)
+    rows = "\n".join(f"| `{name}.json` | {what} | `{reply}` |" for name, (what, _, reply) in SAMPLES.items())
+    (EVENTS / "README.md").write_text(
+        README.format(
+            salt=SALT,
+            player=PLAYER,
+            session=SESSION,
+            opening=OPENING_BALANCE,
+            rows=rows,
+            table=TABLE,
+            session_key=SESSION_KEY,
+            session_hash=hash_token(SESSION, SESSION_KEY.encode("utf-8")),
+        ),
+        encoding="utf-8",
+    )
+    print(f"wrote {len(SAMPLES)} events, env.json and README.md to {EVENTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Build the SAM application into a temporary directory and check what would be deployed:
+#   - the wallet layer holds python/wallet/ (every module of layers/wallet/wallet/) and its pinned dependencies;
+#   - every compiled extension in the layer is ARM aarch64 (the functions run on arm64), pydantic_core's above all;
+#   - the billing function holds app.py.
+# Prints the unzipped and zipped sizes of the layer and of the function. Exits non-zero, loudly, on any failure.
+#
+# Usage (from the repository root, with the venv at .venv):  scripts/check_build.sh
+# Needs python3.13 on PATH (SAM builds with it). With pyenv, PYENV_VERSION is set to include an installed 3.13 unless
+# it is set already. Needs network access to PyPI. Set KEEP_BUILD=1 to keep the build directory for inspection.
+set -euo pipefail
+
+fail() {
+    echo "check_build: FAIL: $*" >&2
+    exit 1
+}
+info() { echo "check_build: $*"; }
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+SAM="$ROOT/.venv/bin/sam"
+PYTHON="$ROOT/.venv/bin/python"
+[[ -x "$SAM" ]] || fail "$SAM not found: create the venv (.venv) with the dev extras"
+[[ -x "$PYTHON" ]] || fail "$PYTHON not found"
+command -v file >/dev/null || fail "the 'file' command is needed to check the architecture of compiled extensions"
+[[ -f layers/wallet/requirements.txt ]] || fail "layers/wallet/requirements.txt is missing"
+
+# SAM's python3.13 workflow looks for python3.13 on PATH.
+if [[ -z "${PYENV_VERSION:-}" ]] && command -v pyenv >/dev/null; then
+    py313="$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$' | tail -n 1 || true)"
+    if [[ -n "$py313" ]]; then
+        export PYENV_VERSION="$(pyenv version-name 2>/dev/null | cut -d: -f1):$py313"
+    fi
+fi
+python3.13 --version >/dev/null 2>&1 || fail "python3.13 is not on PATH (with pyenv: PYENV_VERSION=<default>:3.13.x)"
+
+export SAM_CLI_TELEMETRY=0
+BUILD_DIR="$(mktemp -d "${TMPDIR:-/tmp}/wallet-sam-build.XXXXXX")"
+if [[ "${KEEP_BUILD:-0}" == "1" ]]; then
+    trap 'info "build kept in $BUILD_DIR"' EXIT
+else
+    trap 'rm -rf "$BUILD_DIR"' EXIT
+fi
+
+info "sam build (python $(python3.13 --version 2>&1 | cut -d" " -f2)) into $BUILD_DIR"
+# --build-dir and --cache-dir in the temporary directory, and --no-cached (samconfig.toml asks for cached builds,
+# which keep dependencies under .aws-sam/deps): nothing under .aws-sam/ is touched.
+if ! "$SAM" build --template-file template.yaml --build-dir "$BUILD_DIR/build" --cache-dir "$BUILD_DIR/cache" \
+    --no-cached --parallel >"$BUILD_DIR/build.log" 2>&1; then
+    cat "$BUILD_DIR/build.log" >&2
+    fail "sam build failed"
+fi
+
+LAYER="$BUILD_DIR/build/WalletLayer"
+FUNCTION="$BUILD_DIR/build/BillingFunction"
+[[ -d "$LAYER/python" ]] || fail "the layer build has no python/ directory ($LAYER)"
+[[ -d "$FUNCTION" ]] || fail "the BillingFunction build is missing ($FUNCTION)"
+
+# The wallet package lands at python/wallet, with every module of the source tree.
+[[ -f "$LAYER/python/wallet/__init__.py" ]] || fail "python/wallet/__init__.py is not in the layer"
+for source in layers/wallet/wallet/*.py; do
+    module="$(basename "$source")"
+    [[ -f "$LAYER/python/wallet/$module" ]] || fail "python/wallet/$module is not in the layer"
+done
+info "layer: python/wallet/ holds $(find "$LAYER/python/wallet" -name '*.py' | wc -l) modules"
+
+# The pinned dependencies are there, at the pinned versions.
+while IFS= read -r requirement; do
+    requirement="${requirement%%#*}"
+    requirement="$(echo "$requirement" | tr -d '[:space:]')"
+    [[ -z "$requirement" ]] && continue
+    name="${requirement%%[*}"
+    name="${name%%=*}"
+    version="${requirement##*==}"
+    dist="$(echo "$name" | tr '-' '_')"
+    compgen -G "$LAYER/python/${dist}-${version}.dist-info" >/dev/null \
+        || fail "$name==$version is not installed in the layer"
+done <layers/wallet/requirements.txt
+
+# Compiled extensions: pydantic_core must be there, and everything compiled must be aarch64.
+core_so="$(find "$LAYER/python/pydantic_core" -name '_pydantic_core*.so' | head -n 1)"
+[[ -n "$core_so" ]] || fail "pydantic_core's compiled extension is not in the layer"
+core_file="$(file -b "$core_so")"
+info "$(basename "$core_so"): $core_file"
+[[ "$core_file" == *"ARM aarch64"* ]] || fail "pydantic_core is not built for ARM aarch64"
+while IFS= read -r -d '' so; do
+    description="$(file -b "$so")"
+    [[ "$description" == *"ARM aarch64"* ]] || fail "not aarch64: ${so#"$LAYER"/} ($description)"
+done < <(find "$LAYER" "$FUNCTION" -name '*.so*' -type f -print0)
+
+# The function ships only its handler; the shared code comes from the layer.
+[[ -f "$FUNCTION/app.py" ]] || fail "app.py is not in the BillingFunction build"
+[[ ! -d "$FUNCTION/wallet" ]] || fail "the BillingFunction build bundles its own wallet/ (it must come from the layer)"
+
+for sdk in boto3 botocore; do
+    if [[ -d "$LAYER/python/$sdk" ]]; then
+        info "note: the layer carries $sdk $(find "$LAYER/python" -maxdepth 1 -name "$sdk-*.dist-info" \
+            | sed -E "s/.*$sdk-(.*)\.dist-info/\1/") (it shadows the Lambda runtime's copy)"
+    fi
+done
+
+sizes() {
+    "$PYTHON" - "$1" "$2" <<'EOF'
+import os, sys, zipfile, io
+label, root = sys.argv[1], sys.argv[2]
+total, buffer = 0, io.BytesIO()
+with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            total += os.path.getsize(path)
+            archive.write(path, os.path.relpath(path, root))
+def size(n):
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+print(f"check_build: {label}: {size(total)} unzipped, {size(buffer.tell())} zipped")
+EOF
+}
+sizes "WalletLayer" "$LAYER"
+sizes "BillingFunction" "$FUNCTION"
+info "OK"
