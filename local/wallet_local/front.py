@@ -34,8 +34,10 @@ class Route:
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if method != self.method:
             return None
-        pattern = re.sub(r"\\\{(\w+)\\\+?\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(self.resource))
-        pattern = pattern.replace("(?P<proxy>[^/]+)", "(?P<proxy>.+)")
+        # /play/{application} -> /play/(?P<application>[^/]+); a greedy {proxy+} may span several segments.
+        pattern = re.escape(self.resource)
+        pattern = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", pattern)
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern)
         found = re.fullmatch(pattern, path)
         return found.groupdict() if found else None
 
@@ -125,10 +127,17 @@ class LocalFront(ThreadingHTTPServer):
     # Many concurrent clients in the stress tests: a deep accept queue instead of refused connections.
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], routes: list[Route], static: dict[str, Path] | None = None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        routes: list[Route],
+        static: dict[str, Path] | None = None,
+        bucket: str | None = None,
+    ) -> None:
         super().__init__(address, _Handler)
         self.routes = routes
         self.static = static or {}
+        self.bucket = bucket  # CloudFront's default behaviour: anything else comes from the site's bucket
         self.handlers = {route.function: load_handler(route.function) for route in routes}
 
     @property
@@ -171,7 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server.handlers[route.function](event, LambdaContext(route.function))
             self._send_lambda_reply(reply)
             return
-        if self.command == "GET" and self._serve_static(parts.path):
+        if self.command == "GET" and (self._serve_static(parts.path) or self._serve_bucket(parts.path)):
             return
         # API Gateway's own answer for an unknown route.
         self._send(403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
@@ -194,6 +203,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"Content-Type": kind.get(target.suffix, "application/octet-stream")}, target.read_bytes())
             return True
         return False
+
+    def _serve_bucket(self, path: str) -> bool:
+        if not self.server.bucket or path == "/":
+            return False
+        import boto3
+        from botocore.exceptions import ClientError
+
+        try:
+            found = boto3.client("s3").get_object(Bucket=self.server.bucket, Key=path.lstrip("/"))
+        except ClientError:
+            return False
+        self._send(200, {"Content-Type": found.get("ContentType", "application/octet-stream")}, found["Body"].read())
+        return True
 
     def _send_lambda_reply(self, reply: dict[str, Any]) -> None:
         body = reply.get("body") or ""

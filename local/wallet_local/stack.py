@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from wallet_local.dynamodb_local import LOCAL_CREDENTIALS, DynamoDBLocal
@@ -18,12 +19,26 @@ from wallet_local.table import create_table
 LOCAL_TABLE = "wallet-local"
 DEMO_PLAYER = "demo"
 DEMO_BALANCE = Decimal(100000)
-ROUTES = [Route("POST", "/do", "billing")]
+CATALOGUE_BUCKET = "wallet-local-site"
+PATH_TO_STORAGE = "/media"
+STATIC = Path(__file__).parent / "static"
+ROUTES = [
+    Route("POST", "/do", "billing"),
+    Route("GET", "/play/{application}", "game_page"),
+    Route("GET", "/lobby", "game_page"),
+]
 
 
-def local_environment(dynamodb_endpoint: str) -> dict[str, str]:
+def local_environment(dynamodb_endpoint: str, aws_endpoint: str = "", distribution_id: str = "") -> dict[str, str]:
     """What the handlers and the CLI need to run against the local stack (the secrets can be overridden)."""
     return {
+        "AWS_ENDPOINT_URL_S3": aws_endpoint,
+        "AWS_ENDPOINT_URL_CLOUDFRONT": aws_endpoint,
+        "WALLET_CATALOGUE_BUCKET": CATALOGUE_BUCKET,
+        "WALLET_DISTRIBUTION_ID": distribution_id,
+        "WALLET_PATH_TO_STORAGE": PATH_TO_STORAGE,
+        "WALLET_CUSTOMER_ID": os.environ.get("WALLET_CUSTOMER_ID", "local"),
+        "WALLET_CATALOGUE_CACHE_SECONDS": "5",
         "WALLET_TABLE": os.environ.get("WALLET_TABLE", LOCAL_TABLE),
         "WALLET_SALT": os.environ.get("WALLET_SALT", "local-salt"),
         "WALLET_SESSION_KEY": os.environ.get("WALLET_SESSION_KEY", "local-session-key"),
@@ -48,8 +63,12 @@ def run_local_stack(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: in
         print(json.dumps({"error": f"cannot start DynamoDB Local: {exc}"}), file=sys.stderr)
         return 2
     front: LocalFront | None = None
+    aws = None
     try:
-        environment = local_environment(database.endpoint)
+        aws = start_moto_server()
+        aws_endpoint = f"http://127.0.0.1:{aws.port}"
+        distribution_id = create_site(aws_endpoint)
+        environment = local_environment(database.endpoint, aws_endpoint, distribution_id)
         # The handlers read the environment when they are imported, exactly as in Lambda.
         for key in ("WALLET_SALT_PARAMETER", "WALLET_SESSION_KEY_PARAMETER"):
             os.environ.pop(key, None)
@@ -60,18 +79,91 @@ def run_local_stack(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: in
         wallet = build_wallet()
         wallet.create_player(DEMO_PLAYER, "FUN", DEMO_BALANCE)
         session = wallet.new_session(DEMO_PLAYER)
-        front = LocalFront((host, port), ROUTES)
+        # The provider's side, played by files: its games_config and, under the asset path, a stand-in loader.
+        static = {PATH_TO_STORAGE: STATIC / "media", "/provider": STATIC / "provider"}
+        front = LocalFront((host, port), ROUTES, static=static, bucket=CATALOGUE_BUCKET)
         serving = threading.Thread(target=front.serve_forever, name="local-front", daemon=True)
         serving.start()
-        print(_banner(front.url, database, environment, session.token, session.expires_at), flush=True)
+        os.environ["WALLET_GAMES_CONFIG_URL"] = environment["WALLET_GAMES_CONFIG_URL"] = (
+            os.environ.get("WALLET_GAMES_CONFIG_URL") or f"{front.url}/provider/games_config.json"
+        )
+        synced = sync_catalogue()
+        print(_banner(front.url, database, environment, session.token, session.expires_at, synced), flush=True)
         _wait_for_stop()
     finally:
         if front is not None:
             front.shutdown()
             front.server_close()
+        if aws is not None:
+            aws.stop()
         database.stop()
     print("stopped", flush=True)
     return 0
+
+
+class MotoServer:
+    """moto's server, standing in for S3 and CloudFront."""
+
+    def __init__(self, port: int) -> None:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 call would drown the banner
+        self.port = port
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+
+    def start(self) -> MotoServer:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def start_moto_server() -> MotoServer:
+    from wallet_local.dynamodb_local import free_port
+
+    return MotoServer(free_port()).start()
+
+
+def create_site(aws_endpoint: str) -> str:
+    """The site's bucket and its CloudFront distribution in moto; returns the distribution id."""
+    import boto3
+
+    credentials = dict(LOCAL_CREDENTIALS)
+    s3 = boto3.client("s3", endpoint_url=aws_endpoint, **credentials)
+    s3.create_bucket(Bucket=CATALOGUE_BUCKET)
+    cloudfront = boto3.client("cloudfront", endpoint_url=aws_endpoint, **credentials)
+    origin_domain = f"{CATALOGUE_BUCKET}.s3.amazonaws.com"
+    distribution = cloudfront.create_distribution(
+        DistributionConfig={
+            "CallerReference": "wallet-local",
+            "Comment": "wallet local site",
+            "Enabled": True,
+            "Origins": {
+                "Quantity": 1,
+                "Items": [{"Id": "site", "DomainName": origin_domain, "S3OriginConfig": {"OriginAccessIdentity": ""}}],
+            },
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "site",
+                "ViewerProtocolPolicy": "redirect-to-https",
+                "MinTTL": 0,
+                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                "TrustedSigners": {"Enabled": False, "Quantity": 0},
+            },
+        }
+    )
+    return str(distribution["Distribution"]["Id"])
+
+
+def sync_catalogue() -> dict[str, Any]:
+    from wallet.games_sync import build_catalogue_store, sync_games_config
+    from wallet.settings import CatalogueSettings
+
+    settings = CatalogueSettings.from_env()
+    result = sync_games_config(settings, build_catalogue_store(settings))
+    return {"changed": result.changed, "invalidation": result.invalidation_id, "games": result.games}
 
 
 def _wait_for_stop() -> None:
@@ -100,7 +192,9 @@ def signed_body(session: str, trx_id: str, salt: str, minus: int, plus: int, tag
     return json.dumps(body, separators=(",", ":"))
 
 
-def _banner(url: str, database: DynamoDBLocal, environment: dict[str, str], token: str, expires_at: int) -> str:
+def _banner(
+    url: str, database: DynamoDBLocal, environment: dict[str, str], token: str, expires_at: int, synced: dict[str, Any]
+) -> str:
     salt = environment["WALLET_SALT"]
     balance = signed_body(token, "demo-balance-1", salt, 0, 0, {"game": "slot", "game_id": ""})
     bet = signed_body(
@@ -124,6 +218,11 @@ def _banner(url: str, database: DynamoDBLocal, environment: dict[str, str], toke
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
             "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL_S3",
+            "AWS_ENDPOINT_URL_CLOUDFRONT",
+            "WALLET_CATALOGUE_BUCKET",
+            "WALLET_DISTRIBUTION_ID",
+            "WALLET_GAMES_CONFIG_URL",
         )
     )
     return "\n".join(
@@ -139,9 +238,14 @@ def _banner(url: str, database: DynamoDBLocal, environment: dict[str, str], toke
             "Win 250 in the same round:",
             f"  {curl}{shlex.quote(win)}",
             "",
+            f"Lobby ({synced['games']} games; published: {', '.join(synced['changed']) or 'nothing new'}):",
+            f"  {url}/lobby?session={token}",
+            f"A game page: {url}/play/a_op?session={token}&kf=100&language=en_US",
+            "",
             "Operator CLI against this stack, in another shell:",
             f"  export {exports}",
             f"  wallet balance {DEMO_PLAYER}; wallet history {DEMO_PLAYER}; wallet round demo-round-1",
+            "  wallet games sync",
             "",
             "Ctrl-C stops it (the in-memory database goes with it).",
         ]

@@ -345,6 +345,18 @@ class Wallet:
             raise OperatorError(f"unknown player {player_id}")
         return account
 
+    def live_account(self, token: str) -> Account | None:
+        """The account a session token belongs to, if that session is the player's live one (for the game page)."""
+        player_id = player_of_token(token)
+        if player_id is None:
+            return None
+        account = self.repository.get_account(player_id)
+        if account is None or not session_is_live(
+            token, self.secrets.session_key(), account.session_hash, account.session_expires_at, self.clock()
+        ):
+            return None
+        return account
+
     def history(self, player_id: str, limit: int = 100) -> list[LedgerEntry]:
         self.account(player_id)
         return self.repository.history(player_id, limit)

@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     round_.add_argument("game_uuid")
     round_.set_defaults(run=_round)
 
+    games = commands.add_parser("games", help="the games catalogue").add_subparsers(dest="games_command", required=True)
+    sync = games.add_parser("sync", help="fetch games_config, publish it to S3 if changed, invalidate CloudFront")
+    sync.add_argument("--url", help="games_config URL (default: WALLET_GAMES_CONFIG_URL)")
+    sync.set_defaults(run=None, games_sync=True)
+
     local = commands.add_parser("local", help="run the service locally on DynamoDB Local (source checkout only)")
     local.add_argument("--port", type=int, default=3000)
     local.add_argument("--dynamodb-port", type=int, default=8000)
@@ -139,6 +144,8 @@ def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet]
         except ImportError:
             return _fail("`wallet local` runs from a source checkout (pip install -e .)")
         return int(run_local_stack(host=args.host, port=args.port, dynamodb_port=args.dynamodb_port))
+    if getattr(args, "games_sync", False):
+        return _games_sync(args.url)
     try:
         wallet = wallet_factory()
         result = args.run(wallet, args)
@@ -151,6 +158,23 @@ def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet]
         return _fail(f"database unavailable: {exc}")
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
+    return 0
+
+
+def _games_sync(url: str | None) -> int:
+    from wallet.catalogue_store import StoreUnavailable
+    from wallet.games import CatalogueError
+    from wallet.games_sync import build_catalogue_store, sync_games_config
+    from wallet.settings import CatalogueSettings
+
+    try:
+        settings = CatalogueSettings.from_env()
+        result = sync_games_config(settings, build_catalogue_store(settings), url)
+    except ValidationError:
+        return _fail("invalid settings: set WALLET_CATALOGUE_BUCKET (and WALLET_DISTRIBUTION_ID to invalidate)")
+    except (CatalogueError, StoreUnavailable) as exc:
+        return _fail(f"games_config not published, the last good copy stays: {exc}")
+    print(json.dumps({"changed": result.changed, "invalidation": result.invalidation_id, "games": result.games}))
     return 0
 
 

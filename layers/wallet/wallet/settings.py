@@ -85,3 +85,31 @@ class Secrets:
             secret = parameters.get_parameter(parameter, decrypt=True, max_age=SECRET_CACHE_SECONDS)
             return str(secret)
         raise MissingSecret(f"set {variable} or {variable}_PARAMETER")
+
+
+class CatalogueSettings(BaseModel):
+    """The games catalogue: where games_config comes from, where it is published, and how the game page is built."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: Annotated[str, Field(min_length=3, max_length=63)]
+    distribution_id: str | None = None
+    games_config_url: str | None = None
+    fetch_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+    path_to_storage: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_\-/]*$")] = "/media"
+    customer_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "local"
+    cache_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CatalogueSettings:
+        env = os.environ if environ is None else environ
+        values = {
+            "bucket": env.get("WALLET_CATALOGUE_BUCKET", ""),
+            "distribution_id": env.get("WALLET_DISTRIBUTION_ID") or None,
+            "games_config_url": env.get("WALLET_GAMES_CONFIG_URL") or None,
+            "fetch_timeout_seconds": env.get("WALLET_FETCH_TIMEOUT_SECONDS") or 10.0,
+            "path_to_storage": env.get("WALLET_PATH_TO_STORAGE") or "/media",
+            "customer_id": env.get("WALLET_CUSTOMER_ID") or "local",
+            "cache_seconds": env.get("WALLET_CATALOGUE_CACHE_SECONDS") or 60,
+        }
+        return cls.model_validate(values)

@@ -1,0 +1,38 @@
+"""Scheduled: fetch the provider's games_config, validate it, publish it and the lobby to S3 when they changed, and
+invalidate CloudFront for what changed. Any failure keeps the last good copy, counts a metric and fails the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wallet.catalogue_store import StoreUnavailable
+from wallet.games import CatalogueError
+from wallet.games_sync import build_catalogue_store, sync_games_config
+from wallet.settings import CatalogueSettings
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+settings = CatalogueSettings.from_env()
+store = build_catalogue_store(settings)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    del event, context  # a schedule carries nothing we need
+    try:
+        result = sync_games_config(settings, store)
+    except (CatalogueError, StoreUnavailable) as exc:
+        logger.error("games_config sync failed: the last good copy stays published", extra={"reason": str(exc)})
+        metrics.add_metric(name="GamesSyncFailures", unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name="GamesSyncChangedFiles", unit=MetricUnit.Count, value=len(result.changed))
+    summary = {"changed": result.changed, "invalidation": result.invalidation_id, "games": result.games}
+    logger.info("games_config synced", extra=summary)
+    return summary
