@@ -34,6 +34,7 @@ def _entry(account, key: str, minus: Decimal, plus: Decimal = Decimal(0)) -> Led
         game_uuid="r-1",
         tag={"game": "slot", "game_uuid": "r-1", "nested": [1, {"a": "b"}]},
         fingerprint="f",
+        account_version=account.version + 1,
     )
 
 
@@ -104,6 +105,12 @@ def _provider_call(wallet: Wallet, body: str) -> tuple[dict[str, object], int]:
     raise AssertionError("still contended after 11 attempts")
 
 
+def _assert_audit_clean(wallet: Wallet) -> None:
+    report = wallet.audit()
+    assert report.violations == []
+    assert report.clean
+
+
 def _ledger(wallet: Wallet, player: str) -> list[LedgerEntry]:
     return wallet.history(player, limit=10_000)
 
@@ -132,6 +139,7 @@ def test_64_concurrent_bets_on_one_player(local_wallet: Wallet) -> None:
     assert len({entry.key for entry in bets}) == 40
     # Each accepted bet saw a distinct balance: the chain 1000 -> 975 -> ... -> 0 has no gap and no repeat.
     assert sorted(entry.balance_before for entry in bets) == [Decimal(25 * k) for k in range(1, 41)]
+    _assert_audit_clean(local_wallet)
 
 
 def test_64_concurrent_bets_and_wins_leave_an_exact_balance(local_wallet: Wallet) -> None:
@@ -158,6 +166,7 @@ def test_64_concurrent_bets_and_wins_leave_an_exact_balance(local_wallet: Wallet
     assert len(ledger) == 64 + 1  # the bets and wins plus the opening balance
     assert sum(e.plus for e in ledger) - sum(e.minus for e in ledger) == expected
     assert sum(attempts for _, attempts in results) >= 64
+    _assert_audit_clean(local_wallet)
 
 
 def test_64_concurrent_copies_of_one_trx_move_money_once(local_wallet: Wallet) -> None:
@@ -180,6 +189,7 @@ def test_64_concurrent_copies_of_one_trx_move_money_once(local_wallet: Wallet) -
     assert local_wallet.account("twin").balance == 380
     entries = [e for e in _ledger(local_wallet, "twin") if e.source is Source.GAME]
     assert [(e.key, e.minus) for e in entries] == [("the-one", 120)]
+    _assert_audit_clean(local_wallet)
 
 
 def test_round_and_history_indexes(local_wallet: Wallet) -> None:
@@ -200,3 +210,39 @@ def test_round_and_history_indexes(local_wallet: Wallet) -> None:
     assert [e.key for e in history][:4] == ["other", "w1", "c1", "b1"]  # newest first
     assert history[-1].kind == "opening"
     assert local_wallet.account("r").balance == 1000 - 300 + 100 - 5
+
+
+def test_audit_catches_a_lost_write_and_a_tampered_balance(local_wallet: Wallet) -> None:
+    local_wallet.create_player("a", "FUN", Decimal(100))
+    session = local_wallet.new_session("a").token
+    for i in range(3):
+        local_wallet.handle_do(do_body(session, f"t{i}", 10, 0, {"game": "slot", "game_uuid": f"r{i}"}))
+    assert local_wallet.audit().clean
+    repository = local_wallet.repository
+    client, table = repository.client, repository.table_name
+
+    # A ledger entry disappears: the version chain has a gap and the sum no longer matches.
+    client.delete_item(TableName=table, Key={"pk": {"S": "ENTRY#game:t1"}, "sk": {"S": "ENTRY"}})
+    report = local_wallet.audit()
+    assert not report.clean
+    assert any("ledger sum" in v for v in report.violations)
+    assert any("without gaps" in v for v in report.violations)
+
+    # A balance is set by hand: it no longer equals its ledger.
+    local_wallet.create_player("b", "FUN", Decimal(50))
+    client.update_item(
+        TableName=table,
+        Key=account_key("b"),
+        UpdateExpression="SET balance = :b",
+        ExpressionAttributeValues={":b": {"N": "75"}},
+    )
+    assert any("player b: balance 75 != ledger sum 50" in v for v in local_wallet.audit().violations)
+
+
+def test_audit_warns_about_a_win_without_a_bet(local_wallet: Wallet) -> None:
+    local_wallet.create_player("w", "FUN", Decimal(0))
+    session = local_wallet.new_session("w").token
+    local_wallet.handle_do(do_body(session, "lonely-win", 0, 40, {"game": "slot", "game_uuid": "no-bet"}))
+    report = local_wallet.audit()
+    assert report.clean
+    assert report.warnings == ["round no-bet: credited 40 with no bet"]

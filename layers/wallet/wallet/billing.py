@@ -15,10 +15,12 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from wallet.audit import AuditReport, audit, gross_gaming_revenue, open_rounds
 from wallet.ledger import Account, LedgerEntry, Source, entry_kind, fingerprint, utc_now_iso
 from wallet.money import InvalidAmount, parse_amount
 from wallet.protocol import (
@@ -247,6 +249,7 @@ class Wallet:
                 game_uuid=game_uuid,
                 tag=tag,
                 fingerprint=request_print,
+                account_version=account.version + 1,
             )
             outcome = self.repository.record(entry, account)
             match outcome:
@@ -255,7 +258,7 @@ class Wallet:
                         player_id,
                         entry.balance_after,
                         account.currency,
-                        account.version + 1,
+                        entry.account_version,
                         account.created_at,
                         account.session_hash,
                         account.session_expires_at,
@@ -363,6 +366,18 @@ class Wallet:
 
     def round(self, game_uuid: str) -> list[LedgerEntry]:
         return self.repository.round_entries(game_uuid)
+
+    def audit(self) -> AuditReport:
+        """Check every invariant over the whole table (a consistent scan; for a quiet moment or a copy)."""
+        return audit(self.repository.iter_accounts(), self.repository.iter_entries())
+
+    def report(self, open_after: timedelta) -> dict[str, Any]:
+        entries = list(self.repository.iter_entries())
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        return {
+            "open_rounds": open_rounds(entries, now, open_after),
+            "ggr": gross_gaming_revenue(entries),
+        }
 
 
 def _operator_amount(value: Decimal | str, field: str, *, allow_zero: bool = False) -> Decimal:

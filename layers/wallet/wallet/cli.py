@@ -10,11 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
+from wallet.audit import AuditReport
 from wallet.billing import MoveResult, OperatorError, Wallet, build_wallet
 from wallet.ledger import Account
 from wallet.money import format_number
@@ -78,6 +80,17 @@ def _round(wallet: Wallet, args: argparse.Namespace) -> Any:
     return [entry.as_json() for entry in wallet.round(args.game_uuid)]
 
 
+def _audit(wallet: Wallet, args: argparse.Namespace) -> Any:
+    del args
+    return wallet.audit()
+
+
+def _report(wallet: Wallet, args: argparse.Namespace) -> Any:
+    if args.open_minutes < 0:
+        raise OperatorError("--open-minutes must not be negative")
+    return wallet.report(timedelta(minutes=args.open_minutes))
+
+
 def _decimal_text(text: str) -> str:
     # Checked again by the wallet; here only so argparse reports a clearly wrong value early.
     try:
@@ -123,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     round_.add_argument("game_uuid")
     round_.set_defaults(run=_round)
 
+    audit = commands.add_parser("audit", help="check every money invariant over the table; exit 1 on a violation")
+    audit.set_defaults(run=_audit)
+
+    report = commands.add_parser("report", help="open rounds and GGR per day and game")
+    report.add_argument("--open-minutes", type=int, default=60, help="a bet with nothing after it for this long")
+    report.set_defaults(run=_report)
+
     games = commands.add_parser("games", help="the games catalogue").add_subparsers(dest="games_command", required=True)
     sync = games.add_parser("sync", help="fetch games_config, publish it to S3 if changed, invalidate CloudFront")
     sync.add_argument("--url", help="games_config URL (default: WALLET_GAMES_CONFIG_URL)")
@@ -156,6 +176,10 @@ def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet]
         return _fail(str(exc))
     except RepositoryUnavailable as exc:
         return _fail(f"database unavailable: {exc}")
+    if isinstance(result, AuditReport):
+        json.dump(result.as_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0 if result.clean else 1
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

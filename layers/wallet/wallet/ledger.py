@@ -46,6 +46,9 @@ class LedgerEntry:
     game_uuid: str | None = None
     tag: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
+    # The account version this entry produced: per player the entries' versions run 1, 2, 3... with no gap, so a
+    # lost or doubled write shows as a break in the chain (see wallet.audit).
+    account_version: int = 0
 
     @property
     def entry_id(self) -> str:
@@ -66,6 +69,7 @@ class LedgerEntry:
             "game_uuid": self.game_uuid,
             "tag": _plain(self.tag),
             "created_at": self.created_at,
+            "account_version": self.account_version,
         }
 
 

@@ -151,7 +151,10 @@ class WalletRepository:
     # --- writes -------------------------------------------------------------------------------------------------
 
     def record(self, entry: LedgerEntry, expected: Account) -> WriteOutcome:
-        """Put `entry` if its key is new and move the account from `expected` to entry.balance_after, atomically."""
+        """Put `entry` if its key is new and move the account from `expected` to entry.balance_after (and to version
+        entry.account_version, which must be expected.version + 1), atomically."""
+        if entry.account_version != expected.version + 1:
+            raise ValueError("an entry must produce the version after the one read")
         try:
             self.client.transact_write_items(
                 TransactItems=[
@@ -175,7 +178,7 @@ class WalletRepository:
                                 ":after": {"N": str(entry.balance_after)},
                                 ":before": {"N": str(entry.balance_before)},
                                 ":expected": {"N": str(expected.version)},
-                                ":next": {"N": str(expected.version + 1)},
+                                ":next": {"N": str(entry.account_version)},
                                 ":now": {"S": entry.created_at},
                             },
                             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -334,6 +337,7 @@ def _entry_item(entry: LedgerEntry) -> dict[str, Any]:
         "created_at": {"S": entry.created_at},
         "tag": _serializer.serialize(entry.tag),
         "fingerprint": {"S": entry.fingerprint},
+        "account_version": {"N": str(entry.account_version)},
         "gsi1pk": {"S": f"PLAYER#{entry.player_id}"},
         "gsi1sk": {"S": sort_key},
     }
@@ -360,6 +364,7 @@ def _entry_from_item(item: dict[str, Any]) -> LedgerEntry:
         game_uuid=item["game_uuid"]["S"] if "game_uuid" in item else None,
         tag=tag,
         fingerprint=item.get("fingerprint", {}).get("S", ""),
+        account_version=int(item.get("account_version", {}).get("N", "0")),
     )
 
 

@@ -1,0 +1,162 @@
+"""The invariant checker (`wallet audit`) and the operator's report (`wallet report`), over the whole table.
+
+Invariants (a violation means money was lost, doubled or invented):
+  - every account: balance >= 0 and balance == sum(plus) - sum(minus) over its ledger (the opening balance is an entry);
+  - every entry: balance_after == balance_before - minus + plus, and balance_after >= 0;
+  - per player, the entries' account versions run 0 (opening, if any), 1, 2, ... up to the account's version with no
+    gap and no repeat, and each entry starts from the balance the previous one left: no lost and no doubled write;
+  - every entry belongs to an existing account; one entry per key (guaranteed by the key, checked anyway).
+Warnings (worth a look, not a proof of error): a round credited (win or cancel) with no bet in it, a round credited
+more than it was bet in a betting round's cancels, a round spanning several players.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from wallet.ledger import Account, LedgerEntry, Source
+
+
+@dataclass
+class AuditReport:
+    players: int = 0
+    entries: int = 0
+    total_balance: Decimal = Decimal(0)
+    violations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.violations
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "players": self.players,
+            "entries": self.entries,
+            "total_balance": str(self.total_balance),
+            "violations": self.violations,
+            "warnings": self.warnings,
+        }
+
+
+def audit(accounts: Iterable[Account], entries: Iterable[LedgerEntry]) -> AuditReport:
+    report = AuditReport()
+    by_player: dict[str, list[LedgerEntry]] = defaultdict(list)
+    seen_keys: set[str] = set()
+    rounds: dict[str, list[LedgerEntry]] = defaultdict(list)
+    for entry in entries:
+        report.entries += 1
+        if entry.entry_id in seen_keys:
+            report.violations.append(f"entry {entry.entry_id} appears twice")
+        seen_keys.add(entry.entry_id)
+        by_player[entry.player_id].append(entry)
+        if entry.game_uuid:
+            rounds[entry.game_uuid].append(entry)
+        if entry.balance_after != entry.balance_before - entry.minus + entry.plus:
+            report.violations.append(f"entry {entry.entry_id}: before - minus + plus != after")
+        if entry.balance_after < 0:
+            report.violations.append(f"entry {entry.entry_id}: balance after is negative")
+
+    known = set()
+    for account in accounts:
+        known.add(account.player_id)
+        report.players += 1
+        report.total_balance += account.balance
+        _check_account(account, by_player.get(account.player_id, []), report)
+    for player_id in sorted(set(by_player) - known):
+        report.violations.append(f"{len(by_player[player_id])} entries for unknown player {player_id}")
+    for game_uuid, round_entries in sorted(rounds.items()):
+        _check_round(game_uuid, round_entries, report)
+    return report
+
+
+def _check_account(account: Account, entries: list[LedgerEntry], report: AuditReport) -> None:
+    who = f"player {account.player_id}"
+    if account.balance < 0:
+        report.violations.append(f"{who}: balance {account.balance} is below zero")
+    ledger_sum = sum((e.plus - e.minus for e in entries), Decimal(0))
+    if ledger_sum != account.balance:
+        report.violations.append(f"{who}: balance {account.balance} != ledger sum {ledger_sum}")
+    chain = sorted(entries, key=lambda e: e.account_version)
+    expected_versions = list(range(0 if chain and chain[0].account_version == 0 else 1, account.version + 1))
+    versions = [e.account_version for e in chain]
+    if versions != expected_versions:
+        report.violations.append(
+            f"{who}: entry versions {_span(versions)} do not run to account version {account.version} without gaps"
+        )
+        return
+    balance = Decimal(0)
+    for entry in chain:
+        if entry.balance_before != balance:
+            report.violations.append(
+                f"{who}: entry {entry.entry_id} starts from {entry.balance_before}, the previous entry left {balance}"
+            )
+        balance = entry.balance_after
+
+
+def _check_round(game_uuid: str, entries: list[LedgerEntry], report: AuditReport) -> None:
+    players = {e.player_id for e in entries}
+    if len(players) > 1:
+        report.warnings.append(f"round {game_uuid} spans players {sorted(players)}")
+    bets = sum((e.minus for e in entries), Decimal(0))
+    credits = sum((e.plus for e in entries), Decimal(0))
+    if credits > 0 and bets == 0:
+        report.warnings.append(f"round {game_uuid}: credited {credits} with no bet")
+
+
+def _span(versions: list[int]) -> str:
+    return f"{versions[:5]}...{versions[-3:]}" if len(versions) > 8 else str(versions)
+
+
+# --- the operator's report ------------------------------------------------------------------------------------------
+
+
+def open_rounds(entries: Iterable[LedgerEntry], now: datetime, older_than: timedelta) -> list[dict[str, Any]]:
+    """Rounds with a bet and nothing after it (no win, cancel or zero win) for longer than `older_than`."""
+    rounds: dict[str, list[LedgerEntry]] = defaultdict(list)
+    for entry in entries:
+        if entry.source is Source.GAME and entry.game_uuid:
+            rounds[entry.game_uuid].append(entry)
+    found = []
+    for game_uuid, round_entries in rounds.items():
+        round_entries.sort(key=lambda e: e.created_at)
+        last = round_entries[-1]
+        if last.minus > 0 and last.plus == 0:
+            started = _parse_time(last.created_at)
+            if now - started >= older_than:
+                found.append(
+                    {
+                        "game_uuid": game_uuid,
+                        "player": last.player_id,
+                        "game_id": str(last.tag.get("game_id", "")),
+                        "bet": str(sum((e.minus for e in round_entries), Decimal(0))),
+                        "last_bet_at": last.created_at,
+                        "open_minutes": int((now - started).total_seconds() // 60),
+                    }
+                )
+    return sorted(found, key=lambda r: r["last_bet_at"])
+
+
+def gross_gaming_revenue(entries: Iterable[LedgerEntry]) -> list[dict[str, Any]]:
+    """GGR (bets - wins, cancels counted as returned bets) per day and game, from the game entries."""
+    totals: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for entry in entries:
+        if entry.source is not Source.GAME:
+            continue
+        key = (entry.created_at[:10], str(entry.tag.get("game_id", "")) or "?")
+        totals[key][0] += entry.minus
+        totals[key][1] += entry.plus
+    return [
+        {"day": day, "game_id": game, "bets": str(bets), "wins": str(wins), "ggr": str(bets - wins)}
+        for (day, game), (bets, wins) in sorted(totals.items())
+    ]
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
