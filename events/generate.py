@@ -1,4 +1,6 @@
-"""Generate the sample API Gateway (REST, v1 proxy) events for `sam local invoke BillingFunction -e events/<name>.json`.
+"""Generate the sample events for `sam local invoke <Function> -e events/<name>.json`: API Gateway (REST, v1 proxy)
+events for BillingFunction (POST /do) and GamePageFunction (GET /play/{application}, GET /lobby), and the EventBridge
+Scheduled Event of GamesSyncFunction.
 
 Run from the repository root:  .venv/bin/python events/generate.py
 It rewrites events/*.json, events/env.json and events/README.md. The output is deterministic (fixed ids and times), so
@@ -6,7 +8,7 @@ a regeneration without a change to this script leaves `git diff` empty.
 
 Every event is signed for the sample salt `local-salt` (md5 x45 of "do::session::trx_id::salt", wallet.sign), except
 bad_sign.json. The session is the sample token below: it is live only once its hash is stored on the account of player
-`demo` (see the README this script writes).
+`demo` (see the README this script writes). The game page events carry the same session in their query string.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ OPENING_BALANCE = 100000
 SESSION = f"{PLAYER}.sam-local-invoke-session-token-000000000000000"
 UNKNOWN_SESSION = f"{PLAYER}.this-token-was-never-issued-by-the-operator-0000"
 SOURCE_IP = "203.0.113.10"  # TEST-NET-3: the Games Server
+PLAYER_IP = "198.51.100.23"  # TEST-NET-2: a player's browser (behind CloudFront)
+CATALOGUE_BUCKET = "wallet-local-site"  # as `wallet local` names it (local/wallet_local/stack.py)
+MOTO_ENDPOINT = "http://host.docker.internal:5000"  # moto_server -p 5000, standing in for S3 and CloudFront
+GAME = "a_op"  # an application of the sample games_config (local/wallet_local/static/provider/games_config.json)
+PROVIDER_FILES = "http://host.docker.internal:8001"  # python -m http.server 8001 --directory local/wallet_local/static
 REQUEST_TIME_EPOCH = 1764072000000  # 2025-11-25T12:00:00Z, fixed so the output is stable
 _NAMESPACE = uuid.UUID("6f1d3c1e-6d0a-4d43-9d7e-0c5b8d7a1a00")
 
@@ -116,6 +123,114 @@ def api_gateway_event(name: str, payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def page_event(
+    name: str, resource: str, path: str, path_parameters: dict[str, str] | None, query: dict[str, str]
+) -> dict[str, Any]:
+    """An API Gateway REST proxy (payload v1) event for a GET of the site's API, as CloudFront forwards it."""
+    headers = {
+        "Accept": "text/html,application/xhtml+xml",
+        "Accept-Language": "en-US,en;q=0.9",
+        "CloudFront-Forwarded-Proto": "https",
+        "Host": "site1234ab.execute-api.eu-west-1.amazonaws.com",
+        "User-Agent": "Amazon CloudFront",
+        "Via": "2.0 0123456789abcdef0123456789abcdef.cloudfront.net (CloudFront)",
+        "X-Amz-Cf-Id": "Q2xvdWRGcm9udC1zYW1wbGUtcmVxdWVzdC1pZC0wMDAwMDA=",
+        "X-Amzn-Trace-Id": "Root=1-69259a40-fedcba9876543210fedcba98",
+        "X-Forwarded-For": f"{PLAYER_IP}, 130.176.0.10",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+    }
+    request_id = str(uuid.uuid5(_NAMESPACE, f"request:{name}"))
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": "GET",
+        "headers": headers,
+        "multiValueHeaders": {key: [value] for key, value in headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {key: [value] for key, value in query.items()},
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "d4e5f6",
+            "resourcePath": resource,
+            "httpMethod": "GET",
+            "extendedRequestId": request_id[:16],
+            "requestTime": "25/Nov/2025:12:00:00 +0000",
+            "path": f"/dev{path}",
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": "dev",
+            "domainPrefix": "site1234ab",
+            "requestTimeEpoch": REQUEST_TIME_EPOCH,
+            "requestId": request_id,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": "130.176.0.10",  # a CloudFront edge: the player's address is in X-Forwarded-For
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": "Amazon CloudFront",
+                "user": None,
+            },
+            "domainName": "site1234ab.execute-api.eu-west-1.amazonaws.com",
+            "apiId": "site1234ab",
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def scheduled_event() -> dict[str, Any]:
+    """The EventBridge Scheduled Event the GamesSyncFunction rule sends (its content is not used by the handler)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid5(_NAMESPACE, "games_sync_scheduled")),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2025-11-25T12:00:00Z",
+        "region": "eu-west-1",
+        "resources": ["arn:aws:events:eu-west-1:123456789012:rule/wallet-dev-GamesSyncFunctionSchedule-0123456789AB"],
+        "detail": {},
+    }
+
+
+# name -> (function, what it shows, the event, what to expect)
+SITE_SAMPLES: dict[str, tuple[str, str, dict[str, Any], str]] = {
+    "game_page": (
+        "GamePageFunction",
+        f"GET /play/{GAME}?session=...&kf=100&language=en_US: the game page of guide step 2",
+        page_event(
+            "game_page",
+            "/play/{application}",
+            f"/play/{GAME}",
+            {"application": GAME},
+            {"session": SESSION, "kf": "100", "language": "en_US"},
+        ),
+        "200 text/html, the loader options with billing = WALLET_CUSTOMER_ID (403 if the session is not live, "
+        "503 before the first sync)",
+    ),
+    "lobby": (
+        "GamePageFunction",
+        "GET /lobby?session=...&language=en_US: the games by type, each linking to /play/{application}",
+        page_event("lobby", "/lobby", "/lobby", None, {"session": SESSION, "language": "en_US"}),
+        "200 text/html (403 if the session is not live, 503 before the first sync)",
+    ),
+    "games_sync_scheduled": (
+        "GamesSyncFunction",
+        "the EventBridge Scheduled Event of the GamesSyncSchedule rule",
+        scheduled_event(),
+        '{"changed": ["games_config.json", "lobby.json"], ...} the first time, then {"changed": [], ...}',
+    ),
+}
+
+
 SLOT_TAG = {"game": "slot", "game_id": "a_op", "game_uuid": SLOT_ROUND, "lines": 1, "bet": 1, "denomination": 100}
 PACKAGE_BETS = ["[0]:1000", "[1]:500", "[2]:300"]
 
@@ -187,14 +302,38 @@ ENV = {
         "WALLET_SESSION_KEY_PARAMETER": "",
         "AWS_ENDPOINT_URL_DYNAMODB": "http://host.docker.internal:8000",
         "POWERTOOLS_LOG_LEVEL": "DEBUG",
-    }
+    },
+    "GamePageFunction": {
+        "WALLET_TABLE": TABLE,
+        "WALLET_SESSION_KEY": SESSION_KEY,
+        "WALLET_SESSION_KEY_PARAMETER": "",
+        "WALLET_CATALOGUE_BUCKET": CATALOGUE_BUCKET,
+        "WALLET_PATH_TO_STORAGE": "/media",
+        "WALLET_CUSTOMER_ID": "local",
+        "WALLET_CATALOGUE_CACHE_SECONDS": "5",
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://host.docker.internal:8000",
+        "AWS_ENDPOINT_URL_S3": MOTO_ENDPOINT,
+        "POWERTOOLS_LOG_LEVEL": "DEBUG",
+    },
+    "GamesSyncFunction": {
+        "WALLET_CATALOGUE_BUCKET": CATALOGUE_BUCKET,
+        "WALLET_DISTRIBUTION_ID": "",
+        "WALLET_GAMES_CONFIG_URL": f"{PROVIDER_FILES}/provider/games_config.json",
+        "WALLET_PATH_TO_STORAGE": "/media",
+        "WALLET_CUSTOMER_ID": "local",
+        "WALLET_CATALOGUE_CACHE_SECONDS": "5",
+        "AWS_ENDPOINT_URL_S3": MOTO_ENDPOINT,
+        "AWS_ENDPOINT_URL_CLOUDFRONT": MOTO_ENDPOINT,
+        "POWERTOOLS_LOG_LEVEL": "DEBUG",
+    },
 }
 
 README = """\
 # Sample events for `sam local invoke`
 
-API Gateway REST (proxy, payload v1) events for `POST /do`, as the provider's Games Server sends them. They are
-written by `events/generate.py` (`.venv/bin/python events/generate.py`): edit the script, not the JSON.
+API Gateway REST (proxy, payload v1) events for `POST /do`, as the provider's Games Server sends them, and the events
+of the site's functions (below). They are written by `events/generate.py` (`.venv/bin/python events/generate.py`):
+edit the script, not the JSON.
 
 Every event is signed for the sample salt `{salt}` except `bad_sign.json`, and all but `unknown_session.json` use the
 sample session of player `{player}`:
@@ -241,6 +380,34 @@ sample session of player `{player}`:
 for the code and for boto3). In AWS the secrets come from SSM through `WALLET_SALT_PARAMETER` and
 `WALLET_SESSION_KEY_PARAMETER`. The code refuses a secret configured both ways, so `env.json` sets the
 `*_PARAMETER` variables to `""` when it sets `WALLET_SALT` / `WALLET_SESSION_KEY`: keep them empty.
+
+The site's functions follow the same rule: `GamePageFunction` declares `WALLET_SESSION_KEY`,
+`AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_S3` empty, `GamesSyncFunction` declares `AWS_ENDPOINT_URL_S3` and
+`AWS_ENDPOINT_URL_CLOUDFRONT` empty; their `WALLET_CATALOGUE_BUCKET`, `WALLET_DISTRIBUTION_ID`, ... are `!Ref`s in the
+template, which `env.json` replaces with local values. `WALLET_DISTRIBUTION_ID` is `""` locally: the sync then
+publishes without an invalidation.
+
+## The site's functions
+
+| event | function | what it shows | expect |
+|---|---|---|---|
+{site_rows}
+
+They need S3 (and, for an invalidation, CloudFront): `env.json` points both at moto's server on port 5000, and the
+sync fetches the sample games_config from a plain file server over `local/wallet_local/static`:
+
+    .venv/bin/moto_server -p 5000 &
+    aws --endpoint-url http://127.0.0.1:5000 s3 mb s3://{bucket}
+    .venv/bin/python -m http.server 8001 --directory local/wallet_local/static &
+    .venv/bin/sam local invoke GamesSyncFunction --env-vars events/env.json -e events/games_sync_scheduled.json
+
+Then, with DynamoDB Local, the player and the sample session of step 2 above:
+
+    .venv/bin/sam local invoke GamePageFunction --env-vars events/env.json -e events/game_page.json
+    .venv/bin/sam local invoke GamePageFunction --env-vars events/env.json -e events/lobby.json
+
+(The same `--add-host host.docker.internal:host-gateway` note applies on Linux.) `wallet local` runs all of this
+without Docker: its own moto server, the sync at start-up, and the pages on http://127.0.0.1:3000/lobby.
 """
 
 
@@ -251,7 +418,13 @@ def write_json(path: Path, document: Any) -> None:
 def main() -> int:
     for name, (_, payload, _) in SAMPLES.items():
         write_json(EVENTS / f"{name}.json", api_gateway_event(name, payload))
+    for name, (_, _, event, _) in SITE_SAMPLES.items():
+        write_json(EVENTS / f"{name}.json", event)
     write_json(EVENTS / "env.json", ENV)
+    site_rows = "\n".join(
+        f"| `{name}.json` | `{function}` | {what} | {expect} |"
+        for name, (function, what, _, expect) in SITE_SAMPLES.items()
+    )
     rows = "\n".join(f"| `{name}.json` | {what} | `{reply}` |" for name, (what, _, reply) in SAMPLES.items())
     (EVENTS / "README.md").write_text(
         README.format(
@@ -263,10 +436,12 @@ def main() -> int:
             table=TABLE,
             session_key=SESSION_KEY,
             session_hash=hash_token(SESSION, SESSION_KEY.encode("utf-8")),
+            site_rows=site_rows,
+            bucket=CATALOGUE_BUCKET,
         ),
         encoding="utf-8",
     )
-    print(f"wrote {len(SAMPLES)} events, env.json and README.md to {EVENTS}")
+    print(f"wrote {len(SAMPLES) + len(SITE_SAMPLES)} events, env.json and README.md to {EVENTS}")
     return 0
 
 

@@ -2,8 +2,8 @@
 # Build the SAM application into a temporary directory and check what would be deployed:
 #   - the wallet layer holds python/wallet/ (every module of layers/wallet/wallet/) and its pinned dependencies;
 #   - every compiled extension in the layer is ARM aarch64 (the functions run on arm64), pydantic_core's above all;
-#   - the billing function holds app.py.
-# Prints the unzipped and zipped sizes of the layer and of the function. Exits non-zero, loudly, on any failure.
+#   - each function (BillingFunction, GamesSyncFunction, GamePageFunction) holds its app.py and no wallet/ of its own.
+# Prints the unzipped and zipped sizes of the layer and of each function. Exits non-zero, loudly, on any failure.
 #
 # Usage (from the repository root, with the venv at .venv):  scripts/check_build.sh
 # Needs python3.13 on PATH (SAM builds with it). With pyenv, PYENV_VERSION is set to include an installed 3.13 unless
@@ -53,9 +53,13 @@ if ! "$SAM" build --template-file template.yaml --build-dir "$BUILD_DIR/build" -
 fi
 
 LAYER="$BUILD_DIR/build/WalletLayer"
-FUNCTION="$BUILD_DIR/build/BillingFunction"
+FUNCTIONS=(BillingFunction GamesSyncFunction GamePageFunction)
 [[ -d "$LAYER/python" ]] || fail "the layer build has no python/ directory ($LAYER)"
-[[ -d "$FUNCTION" ]] || fail "the BillingFunction build is missing ($FUNCTION)"
+FUNCTION_DIRS=()
+for function in "${FUNCTIONS[@]}"; do
+    [[ -d "$BUILD_DIR/build/$function" ]] || fail "the $function build is missing ($BUILD_DIR/build/$function)"
+    FUNCTION_DIRS+=("$BUILD_DIR/build/$function")
+done
 
 # The wallet package lands at python/wallet, with every module of the source tree.
 [[ -f "$LAYER/python/wallet/__init__.py" ]] || fail "python/wallet/__init__.py is not in the layer"
@@ -87,11 +91,15 @@ info "$(basename "$core_so"): $core_file"
 while IFS= read -r -d '' so; do
     description="$(file -b "$so")"
     [[ "$description" == *"ARM aarch64"* ]] || fail "not aarch64: ${so#"$LAYER"/} ($description)"
-done < <(find "$LAYER" "$FUNCTION" -name '*.so*' -type f -print0)
+done < <(find "$LAYER" "${FUNCTION_DIRS[@]}" -name '*.so*' -type f -print0)
 
-# The function ships only its handler; the shared code comes from the layer.
-[[ -f "$FUNCTION/app.py" ]] || fail "app.py is not in the BillingFunction build"
-[[ ! -d "$FUNCTION/wallet" ]] || fail "the BillingFunction build bundles its own wallet/ (it must come from the layer)"
+# Each function ships only its handler; the shared code comes from the layer.
+for function in "${FUNCTIONS[@]}"; do
+    [[ -f "$BUILD_DIR/build/$function/app.py" ]] || fail "app.py is not in the $function build"
+    [[ ! -d "$BUILD_DIR/build/$function/wallet" ]] \
+        || fail "the $function build bundles its own wallet/ (it must come from the layer)"
+done
+info "functions: ${FUNCTIONS[*]} each hold app.py"
 
 for sdk in boto3 botocore; do
     if [[ -d "$LAYER/python/$sdk" ]]; then
@@ -117,5 +125,7 @@ print(f"check_build: {label}: {size(total)} unzipped, {size(buffer.tell())} zipp
 EOF
 }
 sizes "WalletLayer" "$LAYER"
-sizes "BillingFunction" "$FUNCTION"
+for function in "${FUNCTIONS[@]}"; do
+    sizes "$function" "$BUILD_DIR/build/$function"
+done
 info "OK"

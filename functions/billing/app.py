@@ -9,8 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet.billing import BillingContended, Event, Outcome, build_wallet
-from wallet.repository import RepositoryUnavailable
+from wallet.billing import BillingUnavailable, Event, Outcome, build_wallet
 
 logger = Logger()
 metrics = Metrics()
@@ -42,11 +41,11 @@ def do() -> Response[str]:
     return Response(status_code=200, content_type=JSON, body=outcome.reply.to_json())
 
 
-@app.exception_handler(RepositoryUnavailable)
-@app.exception_handler(BillingContended)
-def billing_unavailable(exc: Exception) -> Response[str]:
+@app.exception_handler(BillingUnavailable)
+def billing_unavailable(exc: BillingUnavailable) -> Response[str]:
     # Never one of the four replies: the provider retries with the same trx_id, which is safe.
-    logger.warning("billing unavailable", extra={"reason": str(exc), "error": type(exc).__name__})
+    logger.set_correlation_id(exc.trx_id)
+    logger.warning("billing unavailable", extra={"reason": str(exc), "player": exc.player_id})
     metrics.add_metric(name="Unavailable", unit=MetricUnit.Count, value=1)
     return Response(status_code=503, content_type=JSON, body='{"message":"billing temporarily unavailable"}')
 

@@ -11,8 +11,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wallet.billing import build_wallet
-from wallet.game_page import PageRequestError, parse_page_options, render_error, render_game_page, render_lobby
-from wallet.games import GAMES_CONFIG_KEY, CachedCatalogue
+from wallet.catalogue_store import StoreUnavailable
+from wallet.game_page import (
+    LANGUAGES,
+    PageRequestError,
+    parse_page_options,
+    render_error,
+    render_game_page,
+    render_lobby,
+)
+from wallet.games import GAMES_CONFIG_KEY, CachedCatalogue, CatalogueError, GamesConfig
 from wallet.games_sync import build_catalogue_store
 from wallet.ledger import Account
 from wallet.settings import CatalogueSettings
@@ -47,6 +55,15 @@ def _error(status: int, message: str, reason: str) -> Response[str]:
     return Response(status_code=status, content_type=HTML, body=render_error(message), headers=_headers())
 
 
+def _current_catalogue() -> GamesConfig | None:
+    try:
+        return catalogue.current()
+    except (StoreUnavailable, CatalogueError) as exc:
+        # The page says "try again shortly" either way; the log says why.
+        logger.warning("games catalogue unreadable", extra={"reason": str(exc)})
+        return None
+
+
 def _live_account(query: dict[str, str]) -> Account | None:
     token = query.get("session") or ""
     return wallet.live_account(token) if token else None
@@ -59,7 +76,7 @@ def play(application: str) -> Response[str]:
         options = parse_page_options(application, query)
     except PageRequestError as exc:
         return _error(400, str(exc), "invalid parameters")
-    config = catalogue.current()
+    config = _current_catalogue()
     if config is None:
         return _error(503, "The games catalogue is not available yet. Please try again shortly.", "no catalogue")
     if options.application not in config.applications:
@@ -76,14 +93,14 @@ def play(application: str) -> Response[str]:
 @app.get("/lobby")
 def lobby() -> Response[str]:
     query = dict(app.current_event.query_string_parameters or {})
-    config = catalogue.current()
+    config = _current_catalogue()
     if config is None:
         return _error(503, "The games catalogue is not available yet. Please try again shortly.", "no catalogue")
     account = _live_account(query)
     if account is None:
         return _error(403, "Your game session has expired. Please log in again on the site.", "session")
     language = query.get("language", "en_US")
-    if language not in ("en_US", "ru_RU", "es_ES", "pt_PT", "pt_BR", "fr_FR"):
+    if language not in LANGUAGES:
         return _error(400, "invalid parameters: language", "invalid parameters")
     nonce = secrets.token_urlsafe(16)
     page = render_lobby(config, query["session"], settings.path_to_storage, nonce, language)

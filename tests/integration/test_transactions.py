@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support import do_body
-from wallet.billing import BillingContended, Event, Wallet
+from wallet.billing import BillingUnavailable, Event, Wallet
 from wallet.ledger import LedgerEntry, Source
 from wallet.repository import Applied, DuplicateEntry, StaleAccount, account_key
 
@@ -99,7 +99,7 @@ def _provider_call(wallet: Wallet, body: str) -> tuple[dict[str, object], int]:
     for attempt in range(1, 12):
         try:
             outcome = wallet.handle_do(body)
-        except BillingContended:
+        except BillingUnavailable:
             continue
         return {"status": outcome.reply.status, "balance": outcome.reply.balance, "event": outcome.event}, attempt
     raise AssertionError("still contended after 11 attempts")

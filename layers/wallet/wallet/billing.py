@@ -12,6 +12,7 @@ Nothing here knows about API Gateway, and nothing here speaks DynamoDB: that is 
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,11 +23,12 @@ from typing import Any
 
 from wallet.audit import AuditReport, audit, gross_gaming_revenue, open_rounds
 from wallet.ledger import Account, LedgerEntry, Source, entry_kind, fingerprint, utc_now_iso
-from wallet.money import InvalidAmount, parse_amount
+from wallet.money import InvalidAmount, move_balance, parse_amount
 from wallet.protocol import (
     SESSION_NOT_FOUND,
     SIGN_NOT_FOUND,
     InvalidRequest,
+    Movement,
     Reply,
     not_enough_money,
     ok,
@@ -37,6 +39,7 @@ from wallet.repository import (
     Applied,
     DuplicateEntry,
     ReadContended,
+    RepositoryUnavailable,
     WalletRepository,
     make_client,
 )
@@ -63,6 +66,15 @@ class Event(StrEnum):
 
 class BillingContended(Exception):
     """The account kept changing under us for every attempt: answer 5xx, the provider's retry is safe."""
+
+
+class BillingUnavailable(Exception):
+    """A /do request we could not answer (database failure or contention): 5xx. Carries the ids for the log."""
+
+    def __init__(self, cause: Exception, trx_id: str, player_id: str | None) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.trx_id = trx_id
+        self.player_id = player_id
 
 
 class OperatorError(ValueError):
@@ -107,6 +119,11 @@ class Outcome:
 
 
 Authorize = Callable[[Account], bool]
+# Operator references share one namespace across players (a payment id is unique at the operator); the opening
+# balance uses a character no reference may contain, so no deposit can collide with it.
+OPERATOR_REF = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+OPENING_PREFIX = "opening#"
+MAX_HISTORY = 10_000
 
 
 def _always(_: Account) -> bool:
@@ -136,6 +153,7 @@ class Wallet:
     # --- the Games Server -----------------------------------------------------------------------------------------
 
     def handle_do(self, raw_body: str | bytes) -> Outcome:
+        """Answer one /do request. Raises BillingUnavailable (-> 5xx) when the database cannot give an answer."""
         try:
             request = parse_do_request(raw_body)
         except InvalidRequest as exc:
@@ -152,12 +170,17 @@ class Wallet:
             movement = parse_movement(request.body)
         except InvalidRequest as exc:
             return Outcome(SESSION_NOT_FOUND, Event.INVALID_REQUEST, trx_id, player_id, detail=str(exc))
+        try:
+            return self._apply_do(envelope.session, trx_id, player_id, movement)
+        except (RepositoryUnavailable, BillingContended) as exc:
+            raise BillingUnavailable(exc, trx_id, player_id) from exc
 
+    def _apply_do(self, session: str, trx_id: str, player_id: str, movement: Movement) -> Outcome:
         session_key = self.secrets.session_key()
         now = self.clock()
 
         def session_live(account: Account) -> bool:
-            return session_is_live(envelope.session, session_key, account.session_hash, account.session_expires_at, now)
+            return session_is_live(session, session_key, account.session_hash, account.session_expires_at, now)
 
         common: dict[str, Any] = {
             "trx_id": trx_id,
@@ -242,7 +265,7 @@ class Wallet:
                 minus=minus,
                 plus=plus,
                 balance_before=account.balance,
-                balance_after=account.balance - minus + plus,
+                balance_after=move_balance(account.balance, minus, plus),
                 currency=account.currency,
                 created_at=utc_now_iso(now),
                 kind=kind or entry_kind(minus, plus, source, game_uuid),
@@ -284,7 +307,7 @@ class Wallet:
 
     # --- the operator ---------------------------------------------------------------------------------------------
 
-    def create_player(self, player_id: str, currency: str, opening_balance: Decimal = Decimal(0)) -> Account:
+    def create_player(self, player_id: str, currency: str, opening_balance: Decimal | str = Decimal(0)) -> Account:
         check_player_id(player_id)
         opening = _operator_amount(opening_balance, "balance", allow_zero=True)
         if not currency or len(currency) > 16 or not currency.isalnum():
@@ -296,7 +319,7 @@ class Wallet:
             tag = {"operator": "opening"}
             entry = LedgerEntry(
                 source=Source.OPERATOR,
-                key=f"opening:{player_id}",
+                key=f"{OPENING_PREFIX}{player_id}",
                 player_id=player_id,
                 minus=Decimal(0),
                 plus=opening,
@@ -322,8 +345,8 @@ class Wallet:
 
     def _operator_move(self, player_id: str, ref: str, minus: Decimal, plus: Decimal, kind: str) -> MoveResult:
         check_player_id(player_id)
-        if not ref or len(ref) > 128:
-            raise OperatorError("ref must be 1-128 characters")
+        if not OPERATOR_REF.fullmatch(ref):
+            raise OperatorError("ref must be 1-128 characters of letters, digits, '_', '-', '.' or ':'")
         result = self.move(
             player_id, Source.OPERATOR, ref, minus, plus, {"operator": kind, "ref": ref}, None, kind=kind
         )
@@ -361,6 +384,8 @@ class Wallet:
         return account
 
     def history(self, player_id: str, limit: int = 100) -> list[LedgerEntry]:
+        if not 1 <= limit <= MAX_HISTORY:
+            raise OperatorError(f"limit must be between 1 and {MAX_HISTORY}")
         self.account(player_id)
         return self.repository.history(player_id, limit)
 

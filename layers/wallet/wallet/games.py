@@ -7,6 +7,7 @@ or an invalid file never replaces the last good copy.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import time
 import urllib.error
@@ -99,8 +100,9 @@ def fetch_games_config(url: str, timeout: float) -> bytes:
             raw: bytes = response.read(MAX_CONFIG_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise CatalogueError(f"games_config fetch failed: HTTP {exc.code}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as exc:
+        # HTTPException: a malformed reply (bad status line, truncated chunked body, oversized header).
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
         raise CatalogueError(f"games_config fetch failed: {reason}") from None
     return raw
 

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, Rounded
 
 # Amounts are in whatever unit the Games Server is set to (kopecks by default). The bounds only reject the absurd:
 # more than a quadrillion units, or more decimal places than any currency unit needs.
 MAX_AMOUNT = Decimal(10) ** 15
 MAX_DECIMAL_PLACES = 8
-_PLAIN_DECIMAL = re.compile(r"\d{1,20}(\.\d{1,20})?")
+_PLAIN_DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
+# DynamoDB keeps 38 significant digits. Money arithmetic uses the same precision and traps any rounding, so a result
+# is exact or an error, never silently rounded (Python's default context would round at 28 digits).
+MONEY = Context(prec=38, traps=[Inexact, Rounded, InvalidOperation, Overflow])
+
+
+def significant_digits(number: Decimal) -> int:
+    """Digits without leading or trailing zeros, computed without rounding (normalize() would round at prec)."""
+    digits = "".join(map(str, number.as_tuple().digits)).strip("0")
+    return max(len(digits), 1)
+
+
+def move_balance(balance: Decimal, minus: Decimal, plus: Decimal) -> Decimal:
+    """balance - minus + plus, exactly (raises decimal.Inexact rather than round)."""
+    return MONEY.add(MONEY.subtract(balance, minus), plus)
 
 
 class InvalidAmount(ValueError):
@@ -38,6 +52,8 @@ def parse_amount(value: object, field: str) -> Decimal:
         raise InvalidAmount(f"{field} must not be negative")
     if amount > MAX_AMOUNT:
         raise InvalidAmount(f"{field} exceeds {MAX_AMOUNT}")
+    if significant_digits(amount) > MONEY.prec:
+        raise InvalidAmount(f"{field} has more than {MONEY.prec} significant digits")
     # Normalise "100.00" and "1E+2" to one canonical value so equal amounts compare and store the same way.
     amount = canonical(amount)
     exponent = amount.as_tuple().exponent
@@ -50,14 +66,14 @@ def canonical(amount: Decimal) -> Decimal:
     """The shortest exact form: integers without exponent or trailing zeros, fractions without trailing zeros."""
     if amount == amount.to_integral_value():
         return Decimal(int(amount))
-    return amount.normalize()
+    return amount.normalize(MONEY)
 
 
 def format_number(amount: Decimal) -> str:
     """A JSON number for the wire: an integer where the value is whole, else a plain decimal (never an exponent)."""
     if amount == amount.to_integral_value():
         return str(int(amount))
-    return format(amount.normalize(), "f")
+    return format(amount.normalize(MONEY), "f")
 
 
 def parse_stored(text: str) -> Decimal:

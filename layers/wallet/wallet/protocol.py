@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
-from wallet.money import InvalidAmount, format_number, parse_amount
+from wallet.money import InvalidAmount, format_number, parse_amount, significant_digits
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TAG_BYTES = 8 * 1024
@@ -94,7 +94,8 @@ def _reject_constant(name: str) -> Any:
 
 def parse_do_request(raw: str | bytes) -> DoRequest:
     """Stage one: a JSON object with method "do" and string session, trx_id and sign. Raises InvalidRequest."""
-    if len(raw) > MAX_BODY_BYTES:
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_BODY_BYTES:
         raise InvalidRequest(f"body larger than {MAX_BODY_BYTES} bytes")
     try:
         # Numbers become Decimal (never float); NaN/Infinity, which Python's json would otherwise accept, are refused.
@@ -149,10 +150,10 @@ def _check_storable(value: object, depth: int = 0) -> None:
         number = Decimal(value)
         if number.is_zero():
             return
-        digits = number.normalize().as_tuple()
         magnitude = number.adjusted()
         if (
-            len(digits.digits) > _DYNAMODB_MAX_DIGITS
+            not number.is_finite()
+            or significant_digits(number) > _DYNAMODB_MAX_DIGITS
             or magnitude > _DYNAMODB_MAX_EXPONENT
             or magnitude < _DYNAMODB_MIN_EXPONENT
         ):

@@ -19,4 +19,4 @@ def compute_sign(session: str, trx_id: str, salt: str) -> str:
 def sign_matches(received: str, session: str, trx_id: str, salt: str) -> bool:
     """Constant-time comparison, so response timing does not reveal how much of a forged sign was right."""
     expected = compute_sign(session, trx_id, salt)
-    return hmac.compare_digest(received.strip().lower().encode("utf-8"), expected.encode("ascii"))
+    return hmac.compare_digest(received.lower().encode("utf-8"), expected.encode("ascii"))
