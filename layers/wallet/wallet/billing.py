@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wallet.audit import AuditReport, audit, gross_gaming_revenue, open_rounds
+if TYPE_CHECKING:
+    from wallet.audit import AuditReport
 from wallet.ledger import Account, LedgerEntry, Source, entry_kind, fingerprint, utc_now_iso
 from wallet.money import InvalidAmount, move_balance, parse_amount
 from wallet.protocol import (
@@ -40,6 +41,7 @@ from wallet.repository import (
     DuplicateEntry,
     ReadContended,
     RepositoryUnavailable,
+    StaleAccount,
     WalletRepository,
     make_client,
 )
@@ -236,22 +238,20 @@ class Wallet:
         """Move `-minus +plus` on the player's account exactly once for this (source, key)."""
         request_print = fingerprint(player_id, minus, plus, tag)
         give_up_at = time.monotonic() + self.retry_budget_seconds
+        # After a lost version race the failed write hands back the account as it now is (ALL_OLD), so the next
+        # attempt starts from that instead of reading again: half the calls per retry, and a shorter race window.
+        account: Account | None = None
         for attempt in range(1, self.max_write_attempts + 1):
             if attempt > 1 and time.monotonic() > give_up_at:
                 break  # a 503 now beats a Lambda timeout later: the provider retries either way
-            try:
-                account, earlier = self.repository.get_account_and_entry(player_id, source, key)
-            except ReadContended:
-                self._back_off(attempt)
-                continue
             if account is None:
-                return MoveResult(MoveStatus.NO_ACCOUNT, attempts=attempt)
-            if earlier is not None:
-                # A replay. It moves nothing and reports the current balance; the protocol puts that before the
-                # session check for the same player, so a retry after the session was replaced still sees OK.
-                if earlier.player_id != player_id and not authorize(account):
-                    return MoveResult(MoveStatus.UNAUTHORIZED, account, attempts=attempt)
-                return self._duplicate(account, earlier, request_print, attempt)
+                found = self._read_for_move(player_id, source, key, authorize, request_print, attempt)
+                if isinstance(found, MoveResult):
+                    return found
+                if found is None:
+                    self._back_off(attempt)
+                    continue
+                account = found
             if not authorize(account):
                 return MoveResult(MoveStatus.UNAUTHORIZED, account, attempts=attempt)
             if minus > account.balance:
@@ -293,9 +293,31 @@ class Wallet:
                     if existing is None:
                         return MoveResult(MoveStatus.DUPLICATE, current, entry, attempts=attempt)
                     return self._duplicate(current, existing, request_print, attempt)
-                case _:  # StaleAccount or Contended: someone else moved this account first; read again
+                case StaleAccount(latest=latest):
+                    account = latest  # None (no item came back) reads again
+                    self._back_off(attempt)
+                case _:  # Contended: DynamoDB cancelled it for a concurrent transaction; read again
+                    account = None
                     self._back_off(attempt)
         raise BillingContended(f"account {player_id} kept changing: gave up after {attempt} attempts")
+
+    def _read_for_move(
+        self, player_id: str, source: Source, key: str, authorize: Authorize, request_print: str, attempt: int
+    ) -> Account | MoveResult | None:
+        """The account to move, a final result (no account, a replay), or None when a write was in flight."""
+        try:
+            account, earlier = self.repository.get_account_and_entry(player_id, source, key)
+        except ReadContended:
+            return None
+        if account is None:
+            return MoveResult(MoveStatus.NO_ACCOUNT, attempts=attempt)
+        if earlier is not None:
+            # A replay. It moves nothing and reports the current balance; the protocol puts that before the
+            # session check for the same player, so a retry after the session was replaced still sees OK.
+            if earlier.player_id != player_id and not authorize(account):
+                return MoveResult(MoveStatus.UNAUTHORIZED, account, attempts=attempt)
+            return self._duplicate(account, earlier, request_print, attempt)
+        return account
 
     def _duplicate(self, account: Account, earlier: LedgerEntry, request_print: str, attempt: int) -> MoveResult:
         conflict = bool(earlier.fingerprint) and earlier.fingerprint != request_print
@@ -394,9 +416,13 @@ class Wallet:
 
     def audit(self) -> AuditReport:
         """Check every invariant over the whole table (a consistent scan; for a quiet moment or a copy)."""
+        from wallet.audit import audit  # operator-only: kept off the Lambda's import path
+
         return audit(self.repository.iter_accounts(), self.repository.iter_entries())
 
     def report(self, open_after: timedelta) -> dict[str, Any]:
+        from wallet.audit import gross_gaming_revenue, open_rounds
+
         entries = list(self.repository.iter_entries())
         now = datetime.fromtimestamp(self.clock(), UTC)
         return {

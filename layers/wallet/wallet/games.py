@@ -22,6 +22,9 @@ APPLICATION_ID = r"^[A-Za-z0-9_.-]{1,64}$"
 MAX_CONFIG_BYTES = 5 * 1024 * 1024
 GAMES_CONFIG_KEY = "games_config.json"
 LOBBY_KEY = "lobby.json"
+# The digests whose CloudFront invalidation succeeded. Written last, so a run that wrote S3 but failed to invalidate
+# leaves it stale, and the next run invalidates again even though S3 is already up to date.
+SYNC_STATE_KEY = "sync-state.json"
 
 
 class CatalogueError(Exception):
@@ -137,6 +140,8 @@ class CatalogueStore(Protocol):
 
     def put(self, key: str, content: bytes, content_digest: str) -> None: ...
 
+    def read(self, key: str) -> bytes | None: ...
+
     def invalidate(self, paths: list[str]) -> str: ...
 
 
@@ -148,17 +153,34 @@ class PublishResult:
 
 
 def publish(store: CatalogueStore, raw: bytes, path_to_storage: str) -> PublishResult:
-    """Validate, then write only the files whose content changed, then one invalidation naming them."""
+    """Validate, write only the files whose content changed, then one invalidation naming every file whose current
+    content CloudFront has not yet been told about (including any a previous failed run left behind)."""
     config = parse_games_config(raw)
     lobby = json.dumps(lobby_index(config, path_to_storage), ensure_ascii=False, sort_keys=True).encode("utf-8")
+    invalidated = _sync_state(store)
     changed: list[str] = []
+    digests: dict[str, str] = {}
     for key, content in ((GAMES_CONFIG_KEY, raw), (LOBBY_KEY, lobby)):
-        content_digest = digest(content)
+        digests[key] = content_digest = digest(content)
         if store.stored_digest(key) != content_digest:
             store.put(key, content, content_digest)
             changed.append(key)
-    invalidation = store.invalidate([f"/{key}" for key in changed]) if changed else None
+    stale = [key for key, content_digest in digests.items() if invalidated.get(key) != content_digest]
+    invalidation = None
+    if stale:
+        invalidation = store.invalidate([f"/{key}" for key in stale])
+        state = json.dumps(digests, sort_keys=True).encode("utf-8")
+        store.put(SYNC_STATE_KEY, state, digest(state))
     return PublishResult(changed, invalidation, len(config.applications))
+
+
+def _sync_state(store: CatalogueStore) -> dict[str, str]:
+    raw = store.read(SYNC_STATE_KEY)
+    try:
+        state = json.loads(raw) if raw else {}
+    except ValueError:
+        state = {}  # unreadable state only costs one extra invalidation
+    return {str(k): str(v) for k, v in state.items()} if isinstance(state, dict) else {}
 
 
 class CachedCatalogue:

@@ -1,0 +1,308 @@
+"""`python -m bench [--quick]`: run every section, print one table, write bench/results/latest.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import calls, coldstart, cost, overhead
+from bench.common import REPO_ROOT
+from bench.load import LOCAL_TABLE, LocalStack
+from bench.load import measure as measure_load
+
+RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
+DYNAMODB_LOCAL_VERSION = "1.25.1"
+
+FULL = {
+    "overhead_requests": 2000,
+    "overhead_warmup": 300,
+    "coldstart_runs": 5,
+    "coldstart_functions": coldstart.FUNCTIONS,
+    "levels": {1: 200, 8: 640, 32: 640},
+    "hot_levels": {8: 240, 32: 256},
+}
+QUICK = {
+    "overhead_requests": 300,
+    "overhead_warmup": 50,
+    "coldstart_runs": 1,
+    "coldstart_functions": ("billing",),
+    "levels": {1: 20, 8: 64, 32: 64},
+    "hot_levels": {8: 32, 32: 64},
+}
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor()
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False).stderr.splitlines()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "java": java[0] if java else "",
+        "dynamodb_local": DYNAMODB_LOCAL_VERSION,
+        "os": platform.platform(),
+    }
+
+
+def run(settings: dict[str, Any]) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine(), "settings": {k: str(v) for k, v in settings.items()}}
+    step = time.perf_counter()
+
+    def done(name: str) -> None:
+        nonlocal step
+        now = time.perf_counter()
+        results.setdefault("section_seconds", {})[name] = round(now - step, 1)
+        print(f"  {name}: {now - step:.1f} s", file=sys.stderr, flush=True)
+        step = now
+
+    print("bench: handler overhead (in-process, Stubber)...", file=sys.stderr, flush=True)
+    results["overhead"] = overhead.measure(settings["overhead_requests"], settings["overhead_warmup"])
+    done("overhead")
+    print("bench: cold start (fresh interpreters)...", file=sys.stderr, flush=True)
+    results["coldstart"] = coldstart.measure(settings["coldstart_runs"], settings["coldstart_functions"])
+    done("coldstart")
+    print("bench: starting `wallet local`...", file=sys.stderr, flush=True)
+    stack = LocalStack()
+    try:
+        stack.wait_ready()
+        done("wallet local start")
+        results["calls"] = calls.count_calls(stack.dynamodb_endpoint, LOCAL_TABLE)
+        done("calls")
+        print("bench: load (end to end, in-process, baseline, hot player)...", file=sys.stderr, flush=True)
+        results["load"] = measure_load(stack, settings["levels"], settings["hot_levels"])
+        done("load")
+    finally:
+        stack.stop()
+    bet = results["overhead"]["bet"]
+    out = results["overhead"]["stdout_per_bet"]
+    results["cost"] = cost.per_million_bets(bet["p50_ms"], out["log_bytes"], out["emf_bytes"])
+    return results
+
+
+# --- the table ----------------------------------------------------------------------------------------------------
+
+
+def _table(title: str, header: list[str], rows: list[list[Any]]) -> str:
+    cells = [header, *[[_fmt(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [f"== {title} =="]
+    for n, row in enumerate(cells):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "met" if value else "NOT MET"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def _ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f}x" if theirs else "-"
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    parts = [
+        f"wallet bench  {time.strftime('%Y-%m-%d %H:%M')}  {m['nproc']} x {m['cpu']} ({m['arch']}), "
+        f"Python {m['python']}, "
+        f"DynamoDB Local {m['dynamodb_local']} (Java emulator on localhost: not AWS latencies)",
+    ]
+    parts.append(
+        _table(
+            "DynamoDB calls per request (botocore before-call hook, Wallet on DynamoDB Local)",
+            ["scenario", "target", "measured", "calls", "reply", "target <= ?"],
+            [
+                [r["scenario"], f"<= {r['target']}", r["measured"], "+".join(r["calls"]) or "-", r["reply"], r["met"]]
+                for r in results["calls"]
+            ],
+        )
+    )
+    o = results["overhead"]
+    parts.append(
+        _table(
+            "Handler overhead (lambda_handler in-process, DynamoDB by botocore Stubber, metrics on, logs to /dev/null)",
+            [
+                "request",
+                "n",
+                "p50 ms",
+                "p99 ms",
+                "handle_do p50",
+                "of which botocore",
+                "Powertools+resolver",
+                "p50 < 1 ms",
+            ],
+            [
+                [
+                    k,
+                    o[k]["requests"],
+                    o[k]["p50_ms"],
+                    o[k]["p99_ms"],
+                    o[k]["handle_do_p50_ms"],
+                    o[k]["repository_p50_ms"],
+                    o[k]["powertools_p50_ms"],
+                    o[k]["p50_ms"] < 1.0,
+                ]
+                for k in ("bet", "balance")
+            ],
+        )
+    )
+    c = results["coldstart"]
+    rows = []
+    for function in coldstart.FUNCTIONS:
+        if function in c:
+            r = c[function]
+            rows.append(
+                [
+                    function,
+                    r["import_ms"],
+                    r["first_request_ms"],
+                    r["total_ms"],
+                    r["process_wall_ms"],
+                    r["served"] or "import only",
+                    r["total_ms"] < 300 if function == "billing" else "-",
+                ]
+            )
+    extras = c["billing_with_venv_extras"]
+    rows.append(["billing (+awscrt, pyOpenSSL)", extras["import_ms"], "", extras["total_ms"], "", "", "-"])
+    parts.append(
+        _table(
+            f"Cold start (fresh interpreter, median of {c['runs']}; python -c pass = {c['python_startup_ms']} ms)",
+            ["function", "import+init ms", "1st request ms", "total ms", "process wall ms", "first reply", "< 300 ms"],
+            rows,
+        )
+    )
+    parts.append(
+        _table(
+            "Cold start: billing's top 10 imports by cumulative time (python -X importtime, one run)",
+            ["module", "cumulative ms", "self ms", "depth"],
+            [[r["module"], r["cumulative_ms"], r["self_ms"], r["depth"]] for r in c["billing_top_imports"]],
+        )
+    )
+    load = results["load"]
+
+    def load_rows(rows: list[dict[str, Any]], label: str) -> list[list[Any]]:
+        return [[label, r["clients"], r["requests"], r["errors"], r["rps"], r["p50_ms"], r["p99_ms"]] for r in rows]
+
+    parts.append(
+        _table(
+            "End to end: HTTP -> `wallet local` (the Lambda handler in one Python process) -> DynamoDB Local; "
+            "bets and wins",
+            ["players", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms"],
+            load_rows(load["e2e"], "one per client") + load_rows(load["e2e_hot"], "ONE hot player"),
+        )
+    )
+    rows = []
+    for label, ours_rows, base_rows in (
+        ("one per client", load["ours"], load["baseline"]),
+        ("ONE hot player", load["ours_hot"], load["baseline_hot"]),
+    ):
+        for ours, base in zip(ours_rows, base_rows, strict=True):
+            rows.append(
+                [
+                    label,
+                    ours["clients"],
+                    ours["rps"],
+                    ours["p50_ms"],
+                    ours["p99_ms"],
+                    ours["calls_per_request"],
+                    ours["retries_per_request"],
+                    ours["errors"],
+                    base["rps"],
+                    base["p50_ms"],
+                    base["p99_ms"],
+                    base["calls_per_request"],
+                    base["errors"],
+                    _ratio(ours["rps"], base["rps"]),
+                    _ratio(ours["p50_ms"], base["p50_ms"]),
+                ]
+            )
+    parts.append(
+        _table(
+            "In-process: Wallet.handle_do (ours) vs the naive 4-call baseline (bench/baseline.py), thread = one "
+            "client each",
+            [
+                "players",
+                "clients",
+                "ours req/s",
+                "p50",
+                "p99",
+                "calls/req",
+                "retries/req",
+                "5xx",
+                "base req/s",
+                "p50",
+                "p99",
+                "calls/req",
+                "err",
+                "req/s ours/base",
+                "p50 ours/base",
+            ],
+            rows,
+        )
+    )
+    k = results["cost"]
+    parts.append(
+        _table(
+            f"Cost per 1M bets, us-east-1 list prices (verify); billed duration {k['duration_formula']}",
+            ["item", "formula", "USD"],
+            [[line["item"], line["formula"], f"{line['usd']:.3f}"] for line in k["lines"]]
+            + [
+                [
+                    "total",
+                    f"entry {k['sizes']['entry_bytes']} B, account {k['sizes']['account_bytes']} B",
+                    f"{k['total_usd']:.2f}",
+                ],
+                ["(baseline DynamoDB)", "4 WRU + 1.5 RRU, not atomic", f"{k['baseline_dynamodb_usd']:.3f}"],
+            ],
+        )
+    )
+    notes = [
+        "Notes: duplicate trx is answered from the one TransactGetItems (target <= 2, measured 1). The baseline is "
+        "not atomic (a crash between its PutItem and UpdateItem loses or doubles money) and is for comparison only.",
+        f"Section times (s): {results.get('section_seconds')}; local front's urllib3 'pool is full' warnings: "
+        f"{load.get('front_pool_full_warnings')}.",
+    ]
+    parts.append("\n".join(notes))
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a ~30 s smoke run with fewer requests")
+    parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write the results (default {RESULTS})")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    results = run(QUICK if args.quick else FULL)
+    results["mode"] = "quick" if args.quick else "full"
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    table = render(results)
+    results["table"] = table
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(table)
+    print(f"\n({results['mode']} run in {results['seconds']} s; JSON: {args.json})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

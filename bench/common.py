@@ -1,0 +1,269 @@
+"""Shared pieces: percentiles, signed /do bodies, wallets on a DynamoDB Local endpoint, thread-pool load runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+from pydantic import SecretStr
+
+from wallet.billing import Wallet
+from wallet.repository import CLIENT_CONFIG, WalletRepository
+from wallet.settings import Secrets, Settings
+from wallet.sign import compute_sign
+from wallet_local.dynamodb_local import LOCAL_CREDENTIALS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SALT = "bench-salt"
+SESSION_KEY = "bench-session-key"
+OPENING_BALANCE = Decimal(10) ** 12
+BET = 100
+WIN = 100
+
+
+def percentile(samples_ns: list[int], q: float) -> float:
+    """The q-th percentile (0..1) of nanosecond samples, in milliseconds (nearest rank)."""
+    if not samples_ns:
+        return float("nan")
+    ordered = sorted(samples_ns)
+    rank = min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))
+    return ordered[rank] / 1e6
+
+
+def do_body(session: str, trx_id: str, minus: int = 0, plus: int = 0, tag: dict[str, Any] | None = None) -> str:
+    """A /do body as the Games Server sends it, signed with the bench salt."""
+    body = {
+        "method": "do",
+        "session": session,
+        "minus": minus,
+        "plus": plus,
+        "trx_id": trx_id,
+        "sign": compute_sign(session, trx_id, SALT),
+        "tag": tag if tag is not None else {"game": "slot", "game_id": ""},
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
+def slot_tag(game_uuid: str) -> dict[str, Any]:
+    return {"game": "slot", "game_id": "a_op", "game_uuid": game_uuid, "lines": 9, "bet": 1, "denomination": 100}
+
+
+def bet_and_win_bodies(session: str, count: int) -> list[str]:
+    """`count` bodies alternating a bet and the win of the same round, each with a fresh trx_id."""
+    bodies: list[str] = []
+    while len(bodies) < count:
+        round_id = uuid.uuid4().hex[:16]
+        bodies.append(do_body(session, f"b-{round_id}", minus=BET, tag=slot_tag(round_id)))
+        bodies.append(do_body(session, f"w-{round_id}", plus=WIN, tag=slot_tag(round_id)))
+    return bodies[:count]
+
+
+def dynamodb_client(endpoint: str) -> Any:
+    """A client configured like the product's (CLIENT_CONFIG), pointed at DynamoDB Local."""
+    return boto3.client("dynamodb", endpoint_url=endpoint, config=CLIENT_CONFIG, **LOCAL_CREDENTIALS)
+
+
+def settings(table: str) -> Settings:
+    return Settings(table_name=table, salt=SecretStr(SALT), session_key=SecretStr(SESSION_KEY))
+
+
+def local_wallet(endpoint: str, table: str) -> Wallet:
+    """The product's Wallet, wired like build_wallet() but with an explicit endpoint and the bench secrets."""
+    return Wallet(WalletRepository(table, dynamodb_client(endpoint)), Secrets(settings(table)))
+
+
+def create_players(wallet: Wallet, prefix: str, count: int) -> list[str]:
+    """Players with a large balance and a live session; returns their session tokens."""
+    sessions = []
+    for index in range(count):
+        player = f"{prefix}{index}"
+        wallet.create_player(player, "FUN", OPENING_BALANCE)
+        sessions.append(wallet.new_session(player).token)
+    return sessions
+
+
+class CallCounter:
+    """Counts DynamoDB API calls on a client with botocore's event hooks (one `before-call` per API call)."""
+
+    def __init__(self, client: Any) -> None:
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+        client.meta.events.register("before-call.dynamodb.*", self._count)
+
+    def _count(self, event_name: str, **_: Any) -> None:
+        with self._lock:
+            self.calls.append(event_name.rsplit(".", 1)[-1])
+
+    def take(self) -> list[str]:
+        with self._lock:
+            calls, self.calls = self.calls, []
+        return calls
+
+
+@dataclass
+class LoadResult:
+    clients: int
+    requests: int
+    seconds: float
+    latencies_ns: list[int]
+    errors: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "clients": self.clients,
+            "requests": self.requests,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "rps": round(self.rps, 1),
+            "p50_ms": round(percentile(self.latencies_ns, 0.50), 2),
+            "p99_ms": round(percentile(self.latencies_ns, 0.99), 2),
+            **({"error_kinds": self.error_kinds} if self.error_kinds else {}),
+            **self.extra,
+        }
+
+
+def run_load(clients: int, per_client: int, make_worker: Callable[[int], Callable[[int], bool]]) -> LoadResult:
+    """Run `clients` threads, each doing `per_client` requests; the worker returns False for an error reply.
+
+    make_worker(i) is called before the clock starts (set-up: connections, clients, bodies); the clock runs from
+    the barrier to the last thread's end, each request timed with perf_counter_ns.
+    """
+    workers = [make_worker(i) for i in range(clients)]
+    latencies: list[list[int]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    kinds: dict[str, int] = {}
+    barrier = threading.Barrier(clients + 1)
+
+    def run(index: int) -> None:
+        work = workers[index]
+        own = latencies[index]
+        barrier.wait()
+        for n in range(per_client):
+            started = time.perf_counter_ns()
+            try:
+                good = work(n)
+            except Exception as exc:
+                good = False
+                cause = exc.__cause__
+                name = type(exc).__name__ + (f"({type(cause).__name__})" if cause is not None else "")
+                kinds[name] = kinds.get(name, 0) + 1
+            own.append(time.perf_counter_ns() - started)
+            if not good:
+                errors[index] += 1
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    merged = [sample for own in latencies for sample in own]
+    result = LoadResult(clients, len(merged), elapsed, merged, sum(errors))
+    result.error_kinds = kinds
+    return result
+
+
+def handler_environment(table: str = "wallet-bench") -> dict[str, str]:
+    """The billing Lambda's environment as in template.yaml (metrics on, INFO logs), with dummy AWS credentials and
+    local secrets; X-Ray off (no daemon here: with `Tracing: Active` AWS adds the SDK's own overhead)."""
+    return {
+        "WALLET_TABLE": table,
+        "WALLET_SALT": SALT,
+        "WALLET_SESSION_KEY": SESSION_KEY,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "wallet",
+        "POWERTOOLS_METRICS_NAMESPACE": "Wallet",
+        "POWERTOOLS_METRICS_DISABLED": "false",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "WALLET_CATALOGUE_BUCKET": "wallet-bench-site",
+    }
+
+
+# Variables that would change what the handler does if inherited from the caller's shell.
+HANDLER_ENV_DROP = (
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL",
+    "AWS_PROFILE",
+    "WALLET_SALT_PARAMETER",
+    "WALLET_SESSION_KEY_PARAMETER",
+    "POWERTOOLS_DEV",
+    "_X_AMZN_TRACE_ID",
+)
+
+
+def stub_account_item(player: str, token: str, balance: int = 10**9) -> dict[str, Any]:
+    """The account item as DynamoDB returns it, with a live session for `token`."""
+    from wallet.sessions import hash_token
+
+    return {
+        "pk": {"S": f"PLAYER#{player}"},
+        "sk": {"S": "ACCOUNT"},
+        "type": {"S": "account"},
+        "player_id": {"S": player},
+        "balance": {"N": str(balance)},
+        "currency": {"S": "FUN"},
+        "version": {"N": "7"},
+        "created_at": {"S": "2025-01-01T00:00:00.000000Z"},
+        "session_hash": {"S": hash_token(token, SESSION_KEY.encode())},
+        "session_expires_at": {"N": str(int(time.time()) + 3600)},
+    }
+
+
+def api_gateway_event(body: str) -> dict[str, Any]:
+    """A REST API (v1 proxy) event like the one API Gateway gives the billing Lambda (as tests/support.py)."""
+    return {
+        "resource": "/do",
+        "path": "/do",
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/do",
+            "httpMethod": "POST",
+            "path": "/bench/do",
+            "stage": "bench",
+            "requestId": str(uuid.uuid4()),
+            "accountId": "123456789012",
+            "apiId": "bench",
+            "identity": {"sourceIp": "203.0.113.10"},
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+class LambdaContext:
+    function_name = "billing"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:billing"
+    memory_limit_in_mb = 512
+    aws_request_id = "bench-request"
+    log_group_name = "/aws/lambda/billing"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000

@@ -1,0 +1,225 @@
+"""Throughput and latency: end to end through `wallet local` (HTTP -> the Lambda handler -> DynamoDB Local), and
+in-process (Wallet.handle_do against the naive baseline, and the hot-player version race)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.baseline import NaiveBilling
+from bench.common import (
+    REPO_ROOT,
+    SALT,
+    SESSION_KEY,
+    CallCounter,
+    LoadResult,
+    bet_and_win_bodies,
+    create_players,
+    dynamodb_client,
+    local_wallet,
+    run_load,
+)
+from wallet_local.dynamodb_local import free_port
+from wallet_local.table import create_table
+
+LOCAL_TABLE = "wallet-local"
+BASELINE_TABLE = "wallet-baseline"
+BANNER_END = "Ctrl-C stops it"
+
+
+class LocalStack:
+    """`wallet local` as a subprocess on free ports; stderr is scanned for urllib3's pool warnings."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dynamodb_port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dynamodb_endpoint = f"http://127.0.0.1:{self.dynamodb_port}"
+        self.pool_full_warnings = 0
+        self.output: list[str] = []
+        self._ready = threading.Event()
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("AWS_ENDPOINT_URL_DYNAMODB", "WALLET_TABLE", "AWS_PROFILE", "POWERTOOLS_DEV")
+        }
+        env.update(POWERTOOLS_LOG_LEVEL="ERROR", WALLET_SALT=SALT, WALLET_SESSION_KEY=SESSION_KEY)
+        self.process = subprocess.Popen(
+            [
+                str(REPO_ROOT / ".venv" / "bin" / "wallet"),
+                "local",
+                "--port",
+                str(self.port),
+                "--dynamodb-port",
+                str(self.dynamodb_port),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if len(self.output) < 200:
+                self.output.append(line.rstrip())
+            if BANNER_END in line:
+                self._ready.set()
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if "Connection pool is full" in line:
+                self.pool_full_warnings += 1
+            elif len(self.output) < 200:
+                self.output.append(line.rstrip())
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.2):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("`wallet local` did not start:\n" + "\n".join(self.output[-40:]))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+# --- end to end over HTTP -----------------------------------------------------------------------------------------
+
+
+def _http_worker(url: str, bodies: list[str]) -> Callable[[int], bool]:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+
+    def request(n: int) -> bool:
+        connection.request("POST", "/do", bodies[n], headers)
+        response = connection.getresponse()
+        data = response.read()
+        return response.status == 200 and b'"status":"OK"' in data
+
+    return request
+
+
+def http_load(url: str, sessions: list[str], clients: int, per_client: int) -> LoadResult:
+    """`clients` connections, client i playing sessions[i % len(sessions)] (one session: the hot player)."""
+    bodies = [bet_and_win_bodies(sessions[i % len(sessions)], per_client) for i in range(clients)]
+    return run_load(clients, per_client, lambda i: _http_worker(url, bodies[i]))
+
+
+# --- in-process: our Wallet and the naive baseline, each thread its own client (like one Lambda instance each) ------
+
+
+def wallet_load(endpoint: str, sessions: list[str], clients: int, per_client: int) -> LoadResult:
+    bodies = [bet_and_win_bodies(sessions[i % len(sessions)], per_client) for i in range(clients)]
+    counters: list[CallCounter] = []
+    retries = [0] * clients
+
+    def make(index: int) -> Callable[[int], bool]:
+        wallet = local_wallet(endpoint, LOCAL_TABLE)
+        counters.append(CallCounter(wallet.repository.client))
+
+        def request(n: int) -> bool:
+            outcome = wallet.handle_do(bodies[index][n])  # raises on a 5xx answer: counted by kind
+            retries[index] += max(0, outcome.attempts - 1)
+            return outcome.reply.status == "OK"
+
+        return request
+
+    result = run_load(clients, per_client, make)
+    calls = sum(len(counter.take()) for counter in counters)
+    result.extra = {
+        "calls_per_request": round(calls / result.requests, 2),
+        "retries": sum(retries),
+        "retries_per_request": round(sum(retries) / result.requests, 3),
+        "gave_up_503": sum(n for kind, n in result.error_kinds.items() if "Contended" in kind),
+    }
+    return result
+
+
+def baseline_load(endpoint: str, sessions: list[str], clients: int, per_client: int) -> LoadResult:
+    bodies = [bet_and_win_bodies(sessions[i % len(sessions)], per_client) for i in range(clients)]
+    counters: list[CallCounter] = []
+
+    def make(index: int) -> Callable[[int], bool]:
+        client = dynamodb_client(endpoint)
+        counters.append(CallCounter(client))
+        billing = NaiveBilling(client, BASELINE_TABLE)
+
+        def request(n: int) -> bool:
+            return billing.handle_do(bodies[index][n], time.time()).status == "OK"
+
+        return request
+
+    result = run_load(clients, per_client, make)
+    calls = sum(len(counter.take()) for counter in counters)
+    result.extra = {"calls_per_request": round(calls / result.requests, 2)}
+    return result
+
+
+def baseline_players(endpoint: str, count: int, prefix: str) -> list[str]:
+    client = dynamodb_client(endpoint)
+    billing = NaiveBilling(client, BASELINE_TABLE)
+    sessions = []
+    for index in range(count):
+        player = f"{prefix}{index}"
+        token = f"{player}.{uuid.uuid4().hex}{uuid.uuid4().hex}"
+        billing.create_player(player, token, int(time.time()) + 3600)
+        sessions.append(token)
+    return sessions
+
+
+def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int]) -> dict[str, Any]:
+    """levels: clients -> requests at that level (split evenly over the clients)."""
+    endpoint = stack.dynamodb_endpoint
+    create_table(dynamodb_client(endpoint), BASELINE_TABLE)
+    players = max(levels)
+    wallet = local_wallet(endpoint, LOCAL_TABLE)
+    e2e_sessions = create_players(wallet, "e2e", players)
+    ours_sessions = create_players(wallet, "ip", players)
+    hot_e2e = create_players(wallet, "hot-e2e", 1)
+    hot_ours = create_players(wallet, "hot-ip", 1)
+    base_sessions = baseline_players(endpoint, players, "base")
+    hot_base = baseline_players(endpoint, 1, "hot-base")
+
+    def each(requests: int, clients: int) -> int:
+        return max(1, requests // clients)
+
+    # Warm-up: connections, DynamoDB Local's JIT, the handler's first requests.
+    http_load(stack.url, e2e_sessions, 4, 25)
+    wallet_load(endpoint, ours_sessions, 4, 25)
+    baseline_load(endpoint, base_sessions, 4, 25)
+
+    out: dict[str, Any] = {"e2e": [], "e2e_hot": [], "ours": [], "baseline": [], "ours_hot": [], "baseline_hot": []}
+    before = stack.pool_full_warnings
+    for clients, requests in levels.items():
+        out["e2e"].append(http_load(stack.url, e2e_sessions, clients, each(requests, clients)).summary())
+    for clients, requests in hot_levels.items():
+        out["e2e_hot"].append(http_load(stack.url, hot_e2e, clients, each(requests, clients)).summary())
+    out["front_pool_full_warnings"] = stack.pool_full_warnings - before
+    for clients, requests in levels.items():
+        out["ours"].append(wallet_load(endpoint, ours_sessions, clients, each(requests, clients)).summary())
+        out["baseline"].append(baseline_load(endpoint, base_sessions, clients, each(requests, clients)).summary())
+    for clients, requests in hot_levels.items():
+        out["ours_hot"].append(wallet_load(endpoint, hot_ours, clients, each(requests, clients)).summary())
+        out["baseline_hot"].append(baseline_load(endpoint, hot_base, clients, each(requests, clients)).summary())
+    return out
