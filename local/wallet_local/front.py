@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import multiprocessing
+import os
 import re
+import signal
 import sys
 import time
 import uuid
@@ -67,6 +70,55 @@ def load_handler(function: str) -> Any:
     if module is None:
         module = _import_file(module_name, path)
     return module.lambda_handler
+
+
+class LambdaInstances:
+    """Lambda's concurrency model: each instance is a process that serves one event at a time, with its own
+    module-level state; a request that finds every instance busy waits for one, or gets a new one (a cold start) up
+    to `max_instances`. Processes, not threads: Powertools' resolver keeps the current event on a class attribute
+    (BaseRouter.current_event), which threads of one interpreter would share."""
+
+    def __init__(self, functions: list[str], max_instances: int) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: the parent runs server threads (and moto's), which a fork would copy mid-flight.
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(
+            max_workers=max_instances, mp_context=context, initializer=_start_instance, initargs=(functions,)
+        )
+
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        reply: dict[str, Any] = self._pool.submit(_invoke, function, event).result()
+        return reply
+
+    def warm(self, count: int) -> None:
+        """Start `count` instances now rather than on the first requests (cold starts before the banner)."""
+        for future in [self._pool.submit(_invoke, None, {}) for _ in range(count)]:
+            future.result()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+_instance_handlers: dict[str, Any] = {}
+
+
+def _start_instance(functions: list[str]) -> None:
+    # Ctrl-C reaches the whole process group; the parent shuts the instances down in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    preload = os.environ.get("WALLET_LOCAL_PRELOAD")
+    if preload:  # tests and profiling: a module to import into every instance before the handlers
+        importlib.import_module(preload)
+    for function in functions:
+        _instance_handlers[function] = load_handler(function)
+
+
+def _invoke(function: str | None, event: dict[str, Any]) -> dict[str, Any]:
+    if function is None:
+        time.sleep(0.05)  # warm-up: hold this instance so the next warm-up call lands on another
+        return {}
+    reply: dict[str, Any] = _instance_handlers[function](event, LambdaContext(function))
+    return reply
 
 
 def _import_file(module_name: str, path: Path) -> ModuleType:
@@ -133,12 +185,17 @@ class LocalFront(ThreadingHTTPServer):
         routes: list[Route],
         static: dict[str, Path] | None = None,
         bucket: str | None = None,
+        max_instances: int = 8,
     ) -> None:
         super().__init__(address, _Handler)
         self.routes = routes
         self.static = static or {}
         self.bucket = bucket  # CloudFront's default behaviour: anything else comes from the site's bucket
-        self.handlers = {route.function: load_handler(route.function) for route in routes}
+        self.instances = LambdaInstances(sorted({route.function for route in routes}), max_instances)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.instances.shutdown()
 
     @property
     def url(self) -> str:
@@ -180,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
             event = api_gateway_event(
                 route, parameters, self.command, parts.path, parts.query, headers, body, self.client_address[0]
             )
-            reply = self.server.handlers[route.function](event, LambdaContext(route.function))
+            reply = self.server.instances.invoke(route.function, event)
             self._send_lambda_reply(reply)
             return
         if self.command == "GET" and (self._serve_static(parts.path) or self._serve_bucket(parts.path)):

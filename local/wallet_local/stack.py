@@ -55,7 +55,9 @@ def local_environment(dynamodb_endpoint: str, aws_endpoint: str = "", distributi
     }
 
 
-def run_local_stack(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000) -> int:
+def run_local_stack(
+    host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, max_instances: int = 8
+) -> int:
     database = DynamoDBLocal(dynamodb_port)
     try:
         database.start()
@@ -81,7 +83,8 @@ def run_local_stack(host: str = "127.0.0.1", port: int = 3000, dynamodb_port: in
         session = wallet.new_session(DEMO_PLAYER)
         # The provider's side, played by files: its games_config and, under the asset path, a stand-in loader.
         static = {PATH_TO_STORAGE: STATIC / "media", "/provider": STATIC / "provider"}
-        front = LocalFront((host, port), ROUTES, static=static, bucket=CATALOGUE_BUCKET)
+        front = LocalFront((host, port), ROUTES, static=static, bucket=CATALOGUE_BUCKET, max_instances=max_instances)
+        front.instances.warm(min(2, max_instances))
         serving = threading.Thread(target=front.serve_forever, name="local-front", daemon=True)
         serving.start()
         os.environ["WALLET_GAMES_CONFIG_URL"] = environment["WALLET_GAMES_CONFIG_URL"] = (

@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=int, default=3000)
     local.add_argument("--dynamodb-port", type=int, default=8000)
     local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--instances", type=int, default=8, help="Lambda instances per function (processes)")
     local.set_defaults(run=None, local=True)
     return parser
 
@@ -154,7 +155,11 @@ def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet]
             from wallet_local.stack import run_local_stack
         except ImportError:
             return _fail("`wallet local` runs from a source checkout (pip install -e .)")
-        return int(run_local_stack(host=args.host, port=args.port, dynamodb_port=args.dynamodb_port))
+        return int(
+            run_local_stack(
+                host=args.host, port=args.port, dynamodb_port=args.dynamodb_port, max_instances=args.instances
+            )
+        )
     if getattr(args, "games_sync", False):
         return _games_sync(args.url)
     try:
