@@ -205,7 +205,7 @@ def render(results: dict[str, Any]) -> str:
 
     parts.append(
         _table(
-            "End to end: HTTP -> `wallet local` (the Lambda handler in one Python process) -> DynamoDB Local; "
+            "End to end: HTTP -> `wallet local` (Lambda instances as processes, one event each) -> DynamoDB Local; "
             "bets and wins",
             ["players", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms"],
             load_rows(load["e2e"], "one per client") + load_rows(load["e2e_hot"], "ONE hot player"),
