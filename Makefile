@@ -31,7 +31,7 @@ typecheck:
 validate:
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --template template.yaml
-	.local/checkov/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
+	.local/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 unit:
 	$(PY) -m pytest -q tests/unit
