@@ -37,7 +37,7 @@ BY_ROUND_INDEX = "by_round"
 CLIENT_CONFIG = Config(
     connect_timeout=0.5,
     read_timeout=1.5,
-    retries={"max_attempts": 2, "mode": "standard"},
+    retries={"total_max_attempts": 2, "mode": "standard"},  # two tries in all: one retry
     tcp_keepalive=True,
 )
 

@@ -1,0 +1,468 @@
+"""Stress: 10,000 requests from 32 concurrent provider-like clients through the real `wallet local`, every reply
+predicted by a model.
+
+Each player belongs to exactly one client thread, so the model of its balance is deterministic whatever the
+interleaving across players. The mix: slot and egame rounds (bet, then maybe a win with the same game_uuid), bet
+packages with partial and full cancels and zero wins, bets larger than the balance, replays of earlier trx_ids
+(nothing moves, OK with the CURRENT balance, even a bet that no longer fits), concurrent duplicate pairs (two
+connections post the same body at the same moment), dropped replies (the provider retries the same body), and balance
+requests. At the end: every balance equals the model, `wallet audit` is clean, and the ledger holds exactly the
+accepted trx_ids plus the opening entries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import make_wallet
+from tests.support import SALT, SESSION_KEY, do_body
+from wallet.billing import Wallet
+from wallet.ledger import Source
+from wallet.repository import make_client
+from wallet_local.dynamodb_local import free_port
+from wallet_local.stack import DEMO_PLAYER, LOCAL_TABLE, local_environment
+
+pytestmark = pytest.mark.slow
+
+WALLET = Path(sys.executable).parent / "wallet"
+BANNER_LAST = "Ctrl-C stops it"
+START_TIMEOUT = 90.0
+STOP_TIMEOUT = 20.0
+PLAYERS = 200
+CLIENTS = 32
+REQUESTS = 10_000
+MAX_RETRIES = 10  # the provider's: up to 10 more attempts with the same body
+HTTP_TIMEOUT = 30.0
+CURRENCIES = ("FUN", "EUR", "USD")
+SEED = 20261125
+_FOREIGN = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "WALLET_TABLE",
+    "WALLET_SALT_PARAMETER",
+    "WALLET_SESSION_KEY_PARAMETER",
+    "WALLET_SALT",
+    "WALLET_SESSION_KEY",
+    "PYTEST_CURRENT_TEST",
+)
+
+
+# --- the stack -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    url: str
+    dynamodb_endpoint: str
+    banner: str
+    process: subprocess.Popen[str]
+
+    def cli_env(self) -> dict[str, str]:
+        """The environment the banner tells the operator to export, over a clean copy of ours."""
+        line = next(line for line in self.banner.splitlines() if line.strip().startswith("export "))
+        exported = dict(word.split("=", 1) for word in shlex.split(line.strip())[1:])
+        assert set(exported) <= set(local_environment(self.dynamodb_endpoint)) | {"WALLET_GAMES_CONFIG_URL"}
+        env = {key: value for key, value in os.environ.items() if key not in _FOREIGN}
+        env.update(exported)
+        env.update(POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true")
+        return env
+
+
+class _Output:
+    """Drains the stack's output for its whole life (a full pipe would block it) and notices the banner."""
+
+    def __init__(self, stream: Any) -> None:
+        self.lines: list[str] = []
+        self.banner_done = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _run(self, stream: Any) -> None:
+        for line in iter(stream.readline, ""):
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+            if line.startswith(BANNER_LAST):
+                self.banner_done.set()
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    port, dynamodb_port = free_port(), free_port()
+    while dynamodb_port == port:
+        dynamodb_port = free_port()
+    env = {key: value for key, value in os.environ.items() if key not in _FOREIGN}
+    env.update(
+        WALLET_SALT=SALT,
+        WALLET_SESSION_KEY=SESSION_KEY,
+        POWERTOOLS_LOG_LEVEL="ERROR",
+        POWERTOOLS_METRICS_DISABLED="true",
+        PYTHONUNBUFFERED="1",
+    )
+    process = subprocess.Popen(
+        [str(WALLET), "local", "--port", str(port), "--dynamodb-port", str(dynamodb_port)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: reachable (with its java child) if it must be killed
+    )
+    output = _Output(process.stdout)
+    stopped = False
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not output.banner_done.wait(0.1):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"`wallet local` printed no banner (exit {process.poll()}):\n{output.text()}")
+        yield Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{dynamodb_port}", output.text(), process)
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"`wallet local` ignored SIGINT:\n{output.text()}") from None
+        stopped = True
+        output.join(5)
+        assert code == 0, f"`wallet local` exited {code} on SIGINT:\n{output.text()}"
+        assert output.text().splitlines()[-1:] == ["stopped"], output.text()
+    finally:
+        if not stopped and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        output.join(5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+# --- the model -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Player:
+    player_id: str
+    session: str
+    currency: str
+    balance: Decimal
+    accepted: list[tuple[str, str, Decimal]] = field(default_factory=list)  # (trx_id, body, minus) that moved
+
+
+@dataclass
+class Tally:
+    posts: int = 0
+    retries: int = 0  # 5xx or a connection error, retried with the same body
+    replays: int = 0
+    replays_over_balance: int = 0
+    pairs: int = 0
+    drops: int = 0
+    not_enough: int = 0
+    balances: int = 0
+    cancels: int = 0
+    zero_wins: int = 0
+    mismatches: list[str] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        for name, value in vars(other).items():
+            if name == "mismatches":
+                self.mismatches.extend(value)
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
+
+Expected = tuple[str, Decimal, str]
+
+
+def _amount(rng: random.Random, low: int, high: int) -> Decimal:
+    """Whole amounts mostly, some with cents: the billing must stay exact."""
+    whole = Decimal(rng.randint(low, max(low, high)))
+    return whole + Decimal(rng.randint(1, 99)) / 100 if rng.random() < 0.2 else whole
+
+
+class Client:
+    """One provider connection (plus a twin for the concurrent pairs) playing its own players."""
+
+    def __init__(self, index: int, url: str, players: list[Player], quota: int) -> None:
+        self.index = index
+        self.url = url + "/do"
+        self.players = players
+        self.quota = quota
+        self.rng = random.Random(SEED + index)
+        self.http = requests.Session()
+        self.twin_http = requests.Session()
+        self.twins = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"twin-{index}")
+        self.tally = Tally()
+        self.serial = 0
+
+    # --- HTTP, like the provider ----------------------------------------------------------------------------------
+
+    def _send(self, http: requests.Session, body: str) -> requests.Response | None:
+        self.tally.posts += 1
+        try:
+            return http.post(self.url, data=body, headers={"Content-Type": "application/json"}, timeout=HTTP_TIMEOUT)
+        except requests.RequestException:
+            return None
+
+    def post(self, body: str, http: requests.Session | None = None, attempts: int = MAX_RETRIES + 1) -> dict[str, Any]:
+        """Send until a reply that is not 5xx (and not a broken connection) arrives, up to `attempts` times."""
+        for attempt in range(attempts):
+            if attempt:
+                self.tally.retries += 1
+            response = self._send(http or self.http, body)
+            if response is None or response.status_code >= 500:
+                time.sleep(0.02)
+                continue
+            assert response.status_code == 200, response.text
+            reply: dict[str, Any] = json.loads(response.text, parse_float=Decimal)
+            return reply
+        raise AssertionError(f"no reply after {attempts} attempts: {body}")
+
+    def check(self, what: str, reply: dict[str, Any], expected: Expected) -> None:
+        status, balance, currency = expected
+        got = (reply.get("status"), Decimal(str(reply.get("balance"))), reply.get("currency"))
+        if set(reply) != {"status", "balance", "currency"} or got != (status, balance, currency):
+            self.tally.mismatches.append(f"client {self.index} {what}: got {reply}, expected {expected}")
+
+    # --- requests -------------------------------------------------------------------------------------------------
+
+    def trx_id(self) -> str:
+        self.serial += 1
+        return f"c{self.index}-{self.serial}"
+
+    def money(self, player: Player, minus: Decimal, plus: Decimal, tag: dict[str, Any], how: str = "plain") -> bool:
+        """A new trx_id: the model decides the reply and moves its balance; True when the money moved."""
+        trx_id = self.trx_id()
+        body = do_body(player.session, trx_id, minus, plus, tag)
+        if minus > player.balance:
+            expected: Expected = ("not_enough_money", player.balance, player.currency)
+            self.tally.not_enough += 1
+            moved = False
+        else:
+            player.balance = player.balance - minus + plus
+            player.accepted.append((trx_id, body, minus))
+            expected = ("OK", player.balance, player.currency)
+            moved = True
+        if how == "pair":
+            self.tally.pairs += 1
+            start = threading.Barrier(2)
+
+            def twin(http: requests.Session) -> dict[str, Any]:
+                start.wait()
+                return self.post(body, http)
+
+            for reply in list(self.twins.map(twin, [self.http, self.twin_http])):
+                self.check(f"pair {trx_id}", reply, expected)
+        elif how == "drop":
+            self.tally.drops += 1
+            self._send(self.http, body)  # processed (or not), but the reply never reaches the provider
+            self.check(f"retry after a lost reply {trx_id}", self.post(body, attempts=MAX_RETRIES), expected)
+        else:
+            self.check(trx_id, self.post(body), expected)
+        return moved
+
+    def replay(self, player: Player) -> None:
+        """An earlier accepted trx_id again: nothing moves, OK with the current balance."""
+        over = [a for a in player.accepted if a[2] > player.balance]
+        trx_id, body, minus = (
+            self.rng.choice(over) if over and self.rng.random() < 0.5 else self.rng.choice(player.accepted)
+        )
+        self.tally.replays += 1
+        self.tally.replays_over_balance += minus > player.balance
+        self.check(f"replay {trx_id}", self.post(body), ("OK", player.balance, player.currency))
+
+    def balance(self, player: Player) -> None:
+        self.tally.balances += 1
+        body = do_body(player.session, self.trx_id(), 0, 0, {"game": "slot", "game_id": ""})
+        self.check("balance", self.post(body), ("OK", player.balance, player.currency))
+
+    def bet_size(self, player: Player) -> Decimal:
+        ceiling = int(player.balance // 4) if player.balance >= 8 else 20
+        return _amount(self.rng, 1, ceiling)
+
+    def slot_round(self, player: Player, how: str) -> None:
+        game_uuid = int(f"{self.index + 1}{self.serial:07d}")
+        tag = {"game": "slot", "game_id": "a_op", "game_uuid": game_uuid, "lines": 9, "bet": 1, "denomination": 100}
+        bet = self.bet_size(player)
+        if self.money(player, bet, Decimal(0), tag, how) and self.rng.random() < 0.45:
+            self.money(player, Decimal(0), _amount(self.rng, 1, int(bet) * 3 + 1), tag, how)
+
+    def egame_round(self, player: Player) -> None:
+        game_uuid = f"EG-{self.index}-{self.serial}"
+        bet = self.bet_size(player)
+        tag = {"game": "egame", "game_id": "turbokeno", "game_uuid": game_uuid, "bets": [f"[0]:{bet}"], "result": [1]}
+        if self.money(player, bet, Decimal(0), tag) and self.rng.random() < 0.4:
+            self.money(player, Decimal(0), _amount(self.rng, 1, int(bet) * 5 + 1), {**tag, "result": [7, 7, 7]})
+
+    def bet_package(self, player: Player) -> None:
+        game_uuid = f"BP-{self.index}-{self.serial}"
+        base = {"game": "bet", "game_id": "1009", "game_uuid": game_uuid, "round": 10000}
+        bets = [_amount(self.rng, 1, max(1, int(player.balance // 12))) for _ in range(self.rng.randint(2, 4))]
+        package = {**base, "bets": [f"[{i}]:{amount}" for i, amount in enumerate(bets)]}
+        if not self.money(player, sum(bets, Decimal(0)), Decimal(0), package):
+            return
+        roll = self.rng.random()
+        cancelled = (
+            []
+            if roll < 0.4
+            else list(range(len(bets)))
+            if roll < 0.6
+            else sorted(self.rng.sample(range(len(bets)), self.rng.randint(1, len(bets) - 1)))
+        )
+        if cancelled:
+            self.tally.cancels += 1
+            refund = sum((bets[i] for i in cancelled), Decimal(0))
+            cancel_tag = {**base, "bets": [f"[{i}]:{bets[i]}" for i in cancelled], "cancel": True}
+            self.money(player, Decimal(0), refund, cancel_tag)
+        if len(cancelled) < len(bets):
+            win = Decimal(0) if self.rng.random() < 0.5 else _amount(self.rng, 1, int(sum(bets)) * 2 + 1)
+            self.tally.zero_wins += win == 0
+            self.money(player, Decimal(0), win, {**base, "result": [str(win)]})
+
+    def too_big(self, player: Player) -> None:
+        self.money(
+            player,
+            player.balance + _amount(self.rng, 1, 500),
+            Decimal(0),
+            {"game": "slot", "game_uuid": f"big-{self.index}-{self.serial}"},
+        )
+
+    # --- the loop -------------------------------------------------------------------------------------------------
+
+    def run(self) -> Tally:
+        try:
+            while self.tally.posts < self.quota:
+                player = self.rng.choice(self.players)
+                roll = self.rng.random()
+                # Per step; a round is 1-3 requests, so these come out near 10% replays and 5% pairs of requests.
+                if roll < 0.16 and player.accepted:
+                    self.replay(player)
+                elif roll < 0.21:
+                    self.slot_round(player, "pair")
+                elif roll < 0.26:
+                    self.slot_round(player, "drop")
+                elif roll < 0.30:
+                    self.balance(player)
+                elif roll < 0.35:
+                    self.too_big(player)
+                elif roll < 0.64:
+                    self.slot_round(player, "plain")
+                elif roll < 0.82:
+                    self.egame_round(player)
+                else:
+                    self.bet_package(player)
+        except Exception as exc:  # reported by the main thread, with the others' results
+            self.tally.mismatches.append(f"client {self.index} crashed: {type(exc).__name__}: {exc}")
+        finally:
+            self.twins.shutdown()
+            self.http.close()
+            self.twin_http.close()
+        return self.tally
+
+
+# --- the test ------------------------------------------------------------------------------------------------------
+
+
+def _create_players(wallet: Wallet, rng: random.Random) -> list[Player]:
+    specs = [
+        (
+            f"s{i:03d}",
+            CURRENCIES[i % len(CURRENCIES)],
+            _amount(rng, 50, 20_000) if i % 10 else Decimal(rng.randint(1, 40)),
+        )
+        for i in range(PLAYERS)
+    ]
+
+    def create(spec: tuple[str, str, Decimal]) -> Player:
+        player_id, currency, opening = spec
+        wallet.create_player(player_id, currency, opening)
+        return Player(player_id, wallet.new_session(player_id).token, currency, opening)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(create, specs))
+
+
+def test_ten_thousand_requests_from_32_clients_match_the_model(stack: Stack) -> None:
+    wallet = make_wallet(make_client(endpoint_url=stack.dynamodb_endpoint), LOCAL_TABLE)
+    rng = random.Random(SEED)
+    players = _create_players(wallet, rng)
+    rng.shuffle(players)
+    clients = [
+        Client(i, stack.url, players[i::CLIENTS], REQUESTS // CLIENTS + (i < REQUESTS % CLIENTS))
+        for i in range(CLIENTS)
+    ]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=CLIENTS, thread_name_prefix="provider") as pool:
+        tallies = list(pool.map(Client.run, clients))
+    elapsed = time.monotonic() - started
+    total = Tally()
+    for tally in tallies:
+        total.add(tally)
+
+    assert total.mismatches == [], f"{len(total.mismatches)} replies differ from the model:\n" + "\n".join(
+        total.mismatches[:30]
+    )
+    assert total.posts >= REQUESTS
+    # The mix really happened.
+    assert total.replays_over_balance > 0 and total.pairs > 100 and total.drops > 100 and total.not_enough > 100
+    assert total.cancels > 0 and total.zero_wins > 0 and total.balances > 0
+
+    # Every balance is the model's.
+    model = {p.player_id: p for p in players}
+    accounts = {a.player_id: a for a in wallet.repository.iter_accounts()}
+    assert set(accounts) == set(model) | {DEMO_PLAYER}
+    wrong = [(pid, accounts[pid].balance, p.balance) for pid, p in model.items() if accounts[pid].balance != p.balance]
+    assert wrong == []
+    assert all(accounts[pid].currency == p.currency for pid, p in model.items())
+
+    # The ledger: one entry per accepted trx_id, plus the opening entries (the demo player's too).
+    entries = list(wallet.repository.iter_entries())
+    games = [e for e in entries if e.source is Source.GAME]
+    accepted = {trx_id for p in players for trx_id, _, _ in p.accepted}
+    assert len(games) == len({e.key for e in games}) == len(accepted)
+    assert {e.key for e in games} == accepted
+    openings = [e for e in entries if e.source is Source.OPERATOR]
+    assert len(openings) == PLAYERS + 1
+    assert len(entries) == len(accepted) + PLAYERS + 1
+
+    # `wallet audit`, as the operator runs it against the stack.
+    done = subprocess.run(
+        [str(WALLET), "audit"], env=stack.cli_env(), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["clean"] is True and report["violations"] == []
+    assert report["entries"] == len(accepted) + PLAYERS + 1
+    assert report["players"] == PLAYERS + 1
+
+    # Captured (so shown only with -s).
+    print(
+        f"\nstress: {total.posts} requests in {elapsed:.1f} s = {total.posts / elapsed:.0f} req/s from {CLIENTS} "
+        f"clients on {PLAYERS} players; retries seen {total.retries}; {len(accepted)} movements, "
+        f"{total.replays} replays ({total.replays_over_balance} over the balance), {total.pairs} pairs, "
+        f"{total.drops} dropped replies, {total.not_enough} not_enough_money"
+    )
