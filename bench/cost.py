@@ -21,11 +21,23 @@ SOURCES = (
     "https://aws.amazon.com/api-gateway/pricing/, https://aws.amazon.com/lambda/pricing/, "
     "https://aws.amazon.com/dynamodb/pricing/on-demand/, https://aws.amazon.com/cloudwatch/pricing/"
 )
-MEMORY_MB = 512  # template.yaml Globals.Function.MemorySize (Architectures: arm64)
+def _billing_memory_mb() -> int:
+    """BillingFunction's MemorySize in template.yaml (or the Globals'), so the model follows the template."""
+    import yaml
+
+    from wallet_local.paths import TEMPLATE
+    from wallet_local.table import _CloudFormationLoader
+
+    document = yaml.load(TEMPLATE.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
+    own = document["Resources"]["BillingFunction"]["Properties"].get("MemorySize")
+    return int(own or document["Globals"]["Function"]["MemorySize"])
+
+
+MEMORY_MB = _billing_memory_mb()  # arm64 (Architectures in template.yaml)
 # Assumed in-region DynamoDB latencies on AWS (not measured here: DynamoDB Local is an emulator on localhost).
 AWS_TRANSACT_GET_MS = 6
 AWS_TRANSACT_WRITE_MS = 12
-# Lambda gives CPU in proportion to memory (1 vCPU at 1769 MB): 512 MB is ~0.29 vCPU, so Python work is ~3.5x slower.
+# Lambda gives CPU in proportion to memory (1 vCPU at 1769 MB): at 1024 MB ~0.58 vCPU, so Python work is ~1.7x slower.
 CPU_SHARE_FACTOR = 1769 / MEMORY_MB
 PLATFORM_LOG_BYTES = 350  # START + END + REPORT lines (REPORT carries the X-Ray trace id with Tracing: Active)
 LOG_EVENT_OVERHEAD = 26  # CloudWatch counts 26 bytes per log event on top of the message
@@ -116,7 +128,7 @@ def per_million_bets(handler_p50_ms: float, log_bytes: int, emf_bytes: int) -> d
         "rru_per_bet": rru,
         "assumed_billed_duration_ms": duration_ms,
         "duration_formula": (
-            f"ceil(handler p50 {handler_p50_ms:.2f} ms x {CPU_SHARE_FACTOR:.1f} (512 MB CPU share) + "
+            f"ceil(handler p50 {handler_p50_ms:.2f} ms x {CPU_SHARE_FACTOR:.1f} ({MEMORY_MB} MB CPU share) + "
             f"{AWS_TRANSACT_GET_MS} ms TransactGetItems + {AWS_TRANSACT_WRITE_MS} ms TransactWriteItems)"
         ),
         "log_bytes_per_bet": log_bytes_per_bet,
