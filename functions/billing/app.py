@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -34,9 +36,22 @@ _METRIC_NAMES = {
 }
 
 
+def _raw_body() -> str | bytes:
+    """The body as sent. A base64 body stays bytes (the wallet reads UTF-8/16/32 JSON or refuses it): decoding it to
+    str here would turn a non-UTF-8 body into a 500 instead of sign_not_found."""
+    event = app.current_event
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return b""  # not even base64: nothing to authenticate
+
+
 @app.post("/do")
 def do() -> Response[str]:
-    outcome = wallet.handle_do(app.current_event.decoded_body or "")
+    outcome = wallet.handle_do(_raw_body())
     _observe(outcome)
     return Response(status_code=200, content_type=JSON, body=outcome.reply.to_json())
 

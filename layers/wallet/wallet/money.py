@@ -54,6 +54,9 @@ def parse_amount(value: object, field: str) -> Decimal:
         raise InvalidAmount(f"{field} exceeds {MAX_AMOUNT}")
     if significant_digits(amount) > MONEY.prec:
         raise InvalidAmount(f"{field} has more than {MONEY.prec} significant digits")
+    if amount != 0 and amount.adjusted() < -MAX_DECIMAL_PLACES:
+        # Below the smallest unit: refused before normalize(), which would underflow for 1e-1000037.
+        raise InvalidAmount(f"{field} has more than {MAX_DECIMAL_PLACES} decimal places")
     # Normalise "100.00" and "1E+2" to one canonical value so equal amounts compare and store the same way.
     amount = canonical(amount)
     exponent = amount.as_tuple().exponent

@@ -14,11 +14,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
-from wallet.money import InvalidAmount, format_number, parse_amount, significant_digits
+from wallet.money import InvalidAmount, format_number, parse_amount
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TAG_BYTES = 8 * 1024
 MAX_GAME_UUID_LENGTH = 128
+_MAX_TRX_ID_LENGTH = 128
 # DynamoDB numbers hold 38 significant digits within 1E-130..9.99E+125; a tag value outside that cannot be stored.
 _DYNAMODB_MAX_DIGITS = 38
 _DYNAMODB_MAX_EXPONENT = 125
@@ -35,8 +36,24 @@ def _trx_id_text(value: object) -> object:
         return value
     if isinstance(value, int) and value > 0:
         return str(value)
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value() and value > 0:
+    # The magnitude check comes first: int(Decimal("1e1000000")) alone would burn seconds of CPU, unauthenticated.
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and 0 <= value.adjusted() < _MAX_TRX_ID_LENGTH
+        and value == value.to_integral_value()
+    ):
         return str(int(value))
+    return value
+
+
+def _encodable(value: object) -> object:
+    # A lone surrogate ("\ud800" in JSON) cannot become UTF-8: not for the sign's md5, not for DynamoDB.
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("not encodable as UTF-8") from None
     return value
 
 
@@ -46,9 +63,14 @@ class SignedEnvelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
 
     method: Literal["do"]
-    session: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    trx_id: Annotated[str, StringConstraints(min_length=1, max_length=128), BeforeValidator(_trx_id_text)]
-    sign: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    session: Annotated[str, StringConstraints(min_length=1, max_length=256), BeforeValidator(_encodable)]
+    trx_id: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=_MAX_TRX_ID_LENGTH),
+        BeforeValidator(_encodable),
+        BeforeValidator(_trx_id_text),
+    ]
+    sign: Annotated[str, StringConstraints(min_length=1, max_length=128), BeforeValidator(_encodable)]
 
 
 def _amount(field: str) -> Any:
@@ -136,28 +158,41 @@ def game_uuid_of(tag: dict[str, Any]) -> str | None:
 
 
 def _check_storable(value: object, depth: int = 0) -> None:
+    """The tag is stored verbatim, so everything in it must be storable exactly as written: UTF-8 strings, and
+    numbers that fit DynamoDB as written (boto3 refuses to round, so 1 followed by 40 zeros is refused too)."""
     if depth > 16:
         raise InvalidRequest("tag nested too deeply")
     if isinstance(value, dict):
         for key, item in value.items():
-            _check_storable(item, depth + 1)
             if not key:
                 raise InvalidRequest("tag has an empty key")
+            _check_text(key)
+            _check_storable(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
             _check_storable(item, depth + 1)
+    elif isinstance(value, str):
+        _check_text(value)
     elif isinstance(value, Decimal | int) and not isinstance(value, bool):
         number = Decimal(value)
+        if not number.is_finite():
+            raise InvalidRequest("tag holds a number DynamoDB cannot store")
         if number.is_zero():
             return
         magnitude = number.adjusted()
         if (
-            not number.is_finite()
-            or significant_digits(number) > _DYNAMODB_MAX_DIGITS
+            len(number.as_tuple().digits) > _DYNAMODB_MAX_DIGITS
             or magnitude > _DYNAMODB_MAX_EXPONENT
             or magnitude < _DYNAMODB_MIN_EXPONENT
         ):
-            raise InvalidRequest("tag holds a number DynamoDB cannot store exactly")
+            raise InvalidRequest("tag holds a number DynamoDB cannot store exactly as written")
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest("tag holds text that is not valid UTF-8") from None
 
 
 def _describe(exc: ValidationError) -> str:
