@@ -21,6 +21,8 @@ SOURCES = (
     "https://aws.amazon.com/api-gateway/pricing/, https://aws.amazon.com/lambda/pricing/, "
     "https://aws.amazon.com/dynamodb/pricing/on-demand/, https://aws.amazon.com/cloudwatch/pricing/"
 )
+
+
 def _billing_memory_mb() -> int:
     """BillingFunction's MemorySize in template.yaml (or the Globals'), so the model follows the template."""
     import yaml

@@ -4,10 +4,6 @@ in-process (Wallet.handle_do against the naive baseline, and the hot-player vers
 from __future__ import annotations
 
 import http.client
-import os
-import signal
-import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -16,7 +12,6 @@ from urllib.parse import urlsplit
 
 from bench.baseline import NaiveBilling
 from bench.common import (
-    REPO_ROOT,
     SALT,
     SESSION_KEY,
     CallCounter,
@@ -27,80 +22,37 @@ from bench.common import (
     local_wallet,
     run_load,
 )
-from wallet_local.dynamodb_local import free_port
+from wallet_local.process import LocalStackProcess
 from wallet_local.table import create_table
 
 LOCAL_TABLE = "wallet-local"
 BASELINE_TABLE = "wallet-baseline"
-BANNER_END = "Ctrl-C stops it"
 
 
 class LocalStack:
-    """`wallet local` as a subprocess on free ports; stderr is scanned for urllib3's pool warnings."""
+    """`wallet local` as a subprocess on free ports (wallet_local.process); its output is scanned for urllib3's
+    'pool is full' warnings, which would mean the bench's clients, not the service, were the bottleneck."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.dynamodb_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.dynamodb_endpoint = f"http://127.0.0.1:{self.dynamodb_port}"
-        self.pool_full_warnings = 0
-        self.output: list[str] = []
-        self._ready = threading.Event()
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("AWS_ENDPOINT_URL_DYNAMODB", "WALLET_TABLE", "AWS_PROFILE", "POWERTOOLS_DEV")
-        }
-        env.update(POWERTOOLS_LOG_LEVEL="ERROR", WALLET_SALT=SALT, WALLET_SESSION_KEY=SESSION_KEY)
-        self.process = subprocess.Popen(
-            [
-                str(REPO_ROOT / ".venv" / "bin" / "wallet"),
-                "local",
-                "--port",
-                str(self.port),
-                "--dynamodb-port",
-                str(self.dynamodb_port),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO_ROOT,
+        self._process = LocalStackProcess(
+            {"POWERTOOLS_LOG_LEVEL": "ERROR", "WALLET_SALT": SALT, "WALLET_SESSION_KEY": SESSION_KEY}
         )
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self.url = self._process.base_url
+        self.dynamodb_endpoint = self._process.dynamodb_endpoint
 
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if len(self.output) < 200:
-                self.output.append(line.rstrip())
-            if BANNER_END in line:
-                self._ready.set()
-
-    def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            if "Connection pool is full" in line:
-                self.pool_full_warnings += 1
-            elif len(self.output) < 200:
-                self.output.append(line.rstrip())
+    @property
+    def pool_full_warnings(self) -> int:
+        return self._process.output().count("Connection pool is full")
 
     def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("`wallet local` did not start:\n" + "\n".join(self.output[-40:]))
+        self._process.start_timeout = timeout
+        self._process.start()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        try:
+            self._process.stop(30)
+        finally:
+            self._process.kill()
 
 
 # --- end to end over HTTP -----------------------------------------------------------------------------------------

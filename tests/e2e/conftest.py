@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,26 +18,12 @@ from typing import Any, NamedTuple
 import pytest
 
 from tests.support import SALT, SESSION_KEY
-from wallet_local.dynamodb_local import LOCAL_CREDENTIALS, free_port
+from wallet_local.dynamodb_local import LOCAL_CREDENTIALS
+from wallet_local.process import WALLET, LocalStackProcess, StackFailed, clean_environ
 
-WALLET = Path(sys.executable).parent / "wallet"
-BANNER_FIRST = "Wallet billing is up"
-BANNER_LAST = "Ctrl-C stops it"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 CLI_TIMEOUT = 30.0
-# Variables of the developer's shell that would point the stack or the CLI somewhere else.
-_FOREIGN = (
-    "AWS_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_DYNAMODB",
-    "WALLET_TABLE",
-    "WALLET_SALT_PARAMETER",
-    "WALLET_SESSION_KEY_PARAMETER",
-    "WALLET_SALT",
-    "WALLET_SESSION_KEY",
-)
 
 
 class Player(NamedTuple):
@@ -67,49 +49,6 @@ for argv in json.load(sys.stdin):
     results.append([code, out.getvalue(), err.getvalue()])
 json.dump(results, sys.stdout)
 """
-
-
-def _clean_environ() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in _FOREIGN}
-    env.pop("PYTEST_CURRENT_TEST", None)
-    return env
-
-
-class _OutputPump:
-    """Drains the stack's stdout+stderr for its whole life (its log lines must never fill the pipe) and notices the
-    banner."""
-
-    def __init__(self, stream: Any) -> None:
-        self.lines: list[str] = []
-        self.banner_done = threading.Event()
-        self.closed = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, args=(stream,), name="wallet-local-output", daemon=True)
-        self._thread.start()
-
-    def _run(self, stream: Any) -> None:
-        try:
-            for line in iter(stream.readline, ""):
-                with self._lock:
-                    self.lines.append(line.rstrip("\n"))
-                if line.startswith(BANNER_LAST):
-                    self.banner_done.set()
-        finally:
-            self.closed.set()
-
-    def text(self) -> str:
-        with self._lock:
-            return "\n".join(self.lines)
-
-    def banner(self) -> str:
-        with self._lock:
-            lines = list(self.lines)
-        start = next(i for i, line in enumerate(lines) if line.startswith(BANNER_FIRST))
-        end = next(i for i, line in enumerate(lines) if line.startswith(BANNER_LAST))
-        return "\n".join(lines[start : end + 1])
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
 
 
 def _children(pid: int) -> list[tuple[int, str]]:
@@ -153,7 +92,7 @@ class LocalStack:
     dynamodb_endpoint: str
     banner: str
     env: dict[str, str]
-    process: subprocess.Popen[str]
+    process: LocalStackProcess
     java_pid: int
     created: list[Player] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -205,44 +144,28 @@ class LocalStack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    port, dynamodb_port = free_port(), free_port()
-    while dynamodb_port == port:
-        dynamodb_port = free_port()
-    env = _clean_environ()
-    env.update(
-        WALLET_SALT=SALT,
-        WALLET_SESSION_KEY=SESSION_KEY,
-        POWERTOOLS_LOG_LEVEL="WARNING",
-        POWERTOOLS_METRICS_DISABLED="true",
-        PYTHONUNBUFFERED="1",
+    process = LocalStackProcess(
+        {
+            "WALLET_SALT": SALT,
+            "WALLET_SESSION_KEY": SESSION_KEY,
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        },
+        start_timeout=START_TIMEOUT,
     )
-    process = subprocess.Popen(
-        [str(WALLET), "local", "--port", str(port), "--dynamodb-port", str(dynamodb_port)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        # Its own process group: a Ctrl-C on pytest does not reach it, and cleanup can reach it and its java child.
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    pump = _OutputPump(process.stdout)
+    try:
+        process.start()
+    except StackFailed as exc:
+        raise AssertionError(str(exc)) from None
     stopped = False
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not pump.banner_done.wait(0.1):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pump.closed.wait(2)
-                code = process.poll()
-                what = f"exited {code} before" if code is not None else f"did not print within {START_TIMEOUT}s"
-                raise AssertionError(f"`wallet local` {what} its banner; its output:\n{pump.text()}")
-        java = [pid for pid, cmdline in _children(process.pid) if "DynamoDBLocal.jar" in cmdline]
-        assert len(java) == 1, f"expected one DynamoDB Local child of `wallet local`: {_children(process.pid)}"
-        dynamodb_endpoint = f"http://127.0.0.1:{dynamodb_port}"
-        cli_env = _clean_environ()
+        assert process.process is not None
+        pid = process.process.pid
+        java = [child for child, cmdline in _children(pid) if "DynamoDBLocal.jar" in cmdline]
+        assert len(java) == 1, f"expected one DynamoDB Local child of `wallet local`: {_children(pid)}"
+        cli_env = clean_environ()
         cli_env.update(
-            AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
+            AWS_ENDPOINT_URL_DYNAMODB=process.dynamodb_endpoint,
             WALLET_TABLE="wallet-local",
             WALLET_SESSION_KEY=SESSION_KEY,
             AWS_ACCESS_KEY_ID=LOCAL_CREDENTIALS["aws_access_key_id"],
@@ -253,40 +176,30 @@ def stack() -> Iterator[LocalStack]:
             POWERTOOLS_METRICS_DISABLED="true",
         )
         yield LocalStack(
-            base_url=f"http://127.0.0.1:{port}",
-            port=port,
-            dynamodb_port=dynamodb_port,
-            dynamodb_endpoint=dynamodb_endpoint,
-            banner=pump.banner(),
+            base_url=process.base_url,
+            port=process.port,
+            dynamodb_port=process.dynamodb_port,
+            dynamodb_endpoint=process.dynamodb_endpoint,
+            banner=process.banner,
             env=cli_env,
             process=process,
             java_pid=java[0],
         )
 
         # Teardown: Ctrl-C, exactly as a developer stops it.
-        process.send_signal(signal.SIGINT)
         try:
-            code = process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"`wallet local` did not stop within {STOP_TIMEOUT}s of SIGINT; its output:\n{pump.text()}"
-            ) from None
+            code, output = process.stop(STOP_TIMEOUT)
+        except StackFailed as exc:
+            raise AssertionError(str(exc)) from None
         stopped = True
-        pump.closed.wait(5)
-        output = pump.text()
         assert code == 0, f"`wallet local` exited {code} on SIGINT; its output:\n{output}"
         assert "stopped" in output.splitlines(), f"no 'stopped' line; its output:\n{output}"
         assert not _alive(java[0]), f"DynamoDB Local (pid {java[0]}) outlived `wallet local`"
-        assert not _port_open(dynamodb_port), f"port {dynamodb_port} still answers after the stop"
-        assert not _port_open(port), f"port {port} still answers after the stop"
+        assert not _port_open(process.dynamodb_port), f"port {process.dynamodb_port} still answers after the stop"
+        assert not _port_open(process.port), f"port {process.port} still answers after the stop"
     finally:
-        if not stopped and process.poll() is None:
-            # Only our own process group: `wallet local` and the DynamoDB Local it started.
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-        if process.stdout is not None:
-            pump.join(5)
-            process.stdout.close()
+        if not stopped:
+            process.kill()
 
 
 @pytest.fixture(scope="session")

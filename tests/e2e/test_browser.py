@@ -8,13 +8,7 @@ downloaded.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,23 +20,18 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from wallet_local.dynamodb_local import free_port
+from wallet_local.process import LocalStackProcess, StackFailed
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-WALLET = Path(sys.executable).parent / "wallet"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-BANNER_LAST = "Ctrl-C stops it"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 WAIT = 10.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# The developer's shell must not point the stack elsewhere or change the demo's customer id, salt or currency.
-_FOREIGN_PREFIXES = ("WALLET_", "AWS_ENDPOINT_URL")
-_FOREIGN = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "PYTEST_CURRENT_TEST")
 
 EXPECTED_LOBBY = {
     "slot": ["Emerald City", "Ocean Pearl"],
@@ -59,67 +48,27 @@ class Stack:
     output: list[str]
 
 
-def _environment() -> dict[str, str]:
-    env = {
-        key: value for key, value in os.environ.items() if key not in _FOREIGN and not key.startswith(_FOREIGN_PREFIXES)
-    }
-    env.update(POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="true", PYTHONUNBUFFERED="1")
-    return env
-
-
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[Stack]:
     """Our own `wallet local` on free ports (not the shared session stack of tests/e2e/conftest.py)."""
-    port, dynamodb_port = free_port(), free_port()
-    while dynamodb_port == port:
-        dynamodb_port = free_port()
-    process = subprocess.Popen(
-        [str(WALLET), "local", "--port", str(port), "--dynamodb-port", str(dynamodb_port)],
-        env=_environment(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # a Ctrl-C on pytest does not reach it; cleanup can reach it and its java child
+    process = LocalStackProcess(
+        {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}, start_timeout=START_TIMEOUT
     )
-    assert process.stdout is not None
-    lines: list[str] = []
-    banner_done = threading.Event()
-
-    def pump() -> None:  # drain its output for its whole life, so a full pipe never blocks it
-        assert process.stdout is not None
-        for line in iter(process.stdout.readline, ""):
-            lines.append(line.rstrip("\n"))
-            if line.startswith(BANNER_LAST):
-                banner_done.set()
-
-    reader = threading.Thread(target=pump, name="wallet-local-browser-output", daemon=True)
-    reader.start()
-    stopped = False
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not banner_done.wait(0.1):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"`wallet local` printed no banner within {START_TIMEOUT}s (exit code {process.poll()}):\n"
-                    + "\n".join(lines)
-                )
+        process.start()
+    except StackFailed as exc:
+        raise AssertionError(str(exc)) from None
+    try:
+        lines = process.banner.splitlines()
         lobby_at = next(i for i, line in enumerate(lines) if line.startswith("Lobby ("))
         lobby_url = lines[lobby_at + 1].strip()
-        assert lobby_url.startswith(f"http://127.0.0.1:{port}/lobby?session="), lines
+        assert lobby_url.startswith(f"{process.base_url}/lobby?session="), lines
         session = parse_qs(urlsplit(lobby_url).query)["session"][0]
-        yield Stack(f"http://127.0.0.1:{port}", lobby_url, session, lines)
-
-        process.send_signal(signal.SIGINT)
-        code = process.wait(STOP_TIMEOUT)
-        stopped = True
-        assert code == 0, "\n".join(lines)
+        yield Stack(process.base_url, lobby_url, session, lines)
+        code, output = process.stop(STOP_TIMEOUT)
+        assert code == 0, output
     finally:
-        if not stopped and process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)  # only the group we started: `wallet local` and its DynamoDB Local
-            process.wait(10)
-        reader.join(5)
-        process.stdout.close()
+        process.kill()
 
 
 @pytest.fixture(scope="module")

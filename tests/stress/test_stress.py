@@ -13,19 +13,14 @@ accepted trx_ids plus the opening entries.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shlex
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,13 +31,11 @@ from tests.support import SALT, SESSION_KEY, do_body
 from wallet.billing import Wallet
 from wallet.ledger import Source
 from wallet.repository import make_client
-from wallet_local.dynamodb_local import free_port
+from wallet_local.process import WALLET, LocalStackProcess, StackFailed, clean_environ
 from wallet_local.stack import DEMO_PLAYER, LOCAL_TABLE, local_environment
 
 pytestmark = pytest.mark.slow
 
-WALLET = Path(sys.executable).parent / "wallet"
-BANNER_LAST = "Ctrl-C stops it"
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 20.0
 PLAYERS = 200
@@ -52,18 +45,6 @@ MAX_RETRIES = 10  # the provider's: up to 10 more attempts with the same body
 HTTP_TIMEOUT = 30.0
 CURRENCIES = ("FUN", "EUR", "USD")
 SEED = 20261125
-_FOREIGN = (
-    "AWS_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_DYNAMODB",
-    "WALLET_TABLE",
-    "WALLET_SALT_PARAMETER",
-    "WALLET_SESSION_KEY_PARAMETER",
-    "WALLET_SALT",
-    "WALLET_SESSION_KEY",
-    "PYTEST_CURRENT_TEST",
-)
 
 
 # --- the stack -----------------------------------------------------------------------------------------------------
@@ -73,91 +54,39 @@ _FOREIGN = (
 class Stack:
     url: str
     dynamodb_endpoint: str
-    banner: str
-    process: subprocess.Popen[str]
+    process: LocalStackProcess
 
     def cli_env(self) -> dict[str, str]:
         """The environment the banner tells the operator to export, over a clean copy of ours."""
-        line = next(line for line in self.banner.splitlines() if line.strip().startswith("export "))
-        exported = dict(word.split("=", 1) for word in shlex.split(line.strip())[1:])
-        assert set(exported) <= set(local_environment(self.dynamodb_endpoint)) | {"WALLET_GAMES_CONFIG_URL"}
-        env = {key: value for key, value in os.environ.items() if key not in _FOREIGN}
-        env.update(exported)
+        env = self.process.exports()
+        exported = set(env) - set(clean_environ())
+        assert exported <= set(local_environment(self.dynamodb_endpoint)) | {"WALLET_GAMES_CONFIG_URL"}
         env.update(POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true")
         return env
 
 
-class _Output:
-    """Drains the stack's output for its whole life (a full pipe would block it) and notices the banner."""
-
-    def __init__(self, stream: Any) -> None:
-        self.lines: list[str] = []
-        self.banner_done = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _run(self, stream: Any) -> None:
-        for line in iter(stream.readline, ""):
-            with self._lock:
-                self.lines.append(line.rstrip("\n"))
-            if line.startswith(BANNER_LAST):
-                self.banner_done.set()
-
-    def text(self) -> str:
-        with self._lock:
-            return "\n".join(self.lines)
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    port, dynamodb_port = free_port(), free_port()
-    while dynamodb_port == port:
-        dynamodb_port = free_port()
-    env = {key: value for key, value in os.environ.items() if key not in _FOREIGN}
-    env.update(
-        WALLET_SALT=SALT,
-        WALLET_SESSION_KEY=SESSION_KEY,
-        POWERTOOLS_LOG_LEVEL="ERROR",
-        POWERTOOLS_METRICS_DISABLED="true",
-        PYTHONUNBUFFERED="1",
+    process = LocalStackProcess(
+        {
+            "WALLET_SALT": SALT,
+            "WALLET_SESSION_KEY": SESSION_KEY,
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        },
+        start_timeout=START_TIMEOUT,
     )
-    process = subprocess.Popen(
-        [str(WALLET), "local", "--port", str(port), "--dynamodb-port", str(dynamodb_port)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group: reachable (with its java child) if it must be killed
-    )
-    output = _Output(process.stdout)
-    stopped = False
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not output.banner_done.wait(0.1):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"`wallet local` printed no banner (exit {process.poll()}):\n{output.text()}")
-        yield Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{dynamodb_port}", output.text(), process)
-        process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"`wallet local` ignored SIGINT:\n{output.text()}") from None
-        stopped = True
-        output.join(5)
-        assert code == 0, f"`wallet local` exited {code} on SIGINT:\n{output.text()}"
-        assert output.text().splitlines()[-1:] == ["stopped"], output.text()
+        process.start()
+    except StackFailed as exc:
+        raise AssertionError(str(exc)) from None
+    try:
+        yield Stack(process.base_url, process.dynamodb_endpoint, process)
+        code, output = process.stop(STOP_TIMEOUT)
+        assert code == 0, f"`wallet local` exited {code} on SIGINT:\n{output}"
+        assert output.splitlines()[-1:] == ["stopped"], output
     finally:
-        if not stopped and process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-        output.join(5)
-        if process.stdout is not None:
-            process.stdout.close()
+        process.kill()
 
 
 # --- the model -----------------------------------------------------------------------------------------------------
