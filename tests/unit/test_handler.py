@@ -83,10 +83,14 @@ def billing(
     streams = [(handler, handler.stream) for handler in module.logger.handlers]
     for handler, _ in streams:
         handler.stream = log_buffer
+    # The same reuse keeps the level of whichever test imported a handler first (the fuzz and fault suites use ERROR).
+    level = module.logger.log_level
+    module.logger.setLevel("INFO")
     module.wallet.create_player("p1", "FUN", Decimal(1000))
     session = module.wallet.new_session("p1").token
     capsys.readouterr()
     yield Billing(module, session, log_buffer, capsys)
+    module.logger.setLevel(level)
     for handler, stream in streams:
         handler.stream = stream
     del sys.modules[name]
