@@ -20,6 +20,10 @@ from wallet.repository import CLIENT_CONFIG, WalletRepository
 from wallet.settings import Secrets, Settings
 from wallet.sign import compute_sign
 from wallet_local.dynamodb_local import LOCAL_CREDENTIALS
+from wallet_local.front import (
+    LambdaContext,  # noqa: F401 - re-exported for the tests and the bench
+    rest_event,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SALT = "bench-salt"
@@ -230,40 +234,4 @@ def stub_account_item(player: str, token: str, balance: int = 10**9) -> dict[str
 
 
 def api_gateway_event(body: str) -> dict[str, Any]:
-    """A REST API (v1 proxy) event like the one API Gateway gives the billing Lambda (as tests/support.py)."""
-    return {
-        "resource": "/do",
-        "path": "/do",
-        "httpMethod": "POST",
-        "headers": {"Content-Type": "application/json"},
-        "multiValueHeaders": {"Content-Type": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/do",
-            "httpMethod": "POST",
-            "path": "/bench/do",
-            "stage": "bench",
-            "requestId": str(uuid.uuid4()),
-            "accountId": "123456789012",
-            "apiId": "bench",
-            "identity": {"sourceIp": "203.0.113.10"},
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
-
-
-class LambdaContext:
-    function_name = "billing"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:billing"
-    memory_limit_in_mb = 512
-    aws_request_id = "bench-request"
-    log_group_name = "/aws/lambda/billing"
-    log_stream_name = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+    return rest_event(body)

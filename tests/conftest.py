@@ -44,10 +44,20 @@ def make_wallet(client, table: str, **kwargs) -> Wallet:  # type: ignore[no-unty
     return Wallet(WalletRepository(table, client), Secrets(settings), **kwargs)
 
 
+# One long-lived session: a new boto3 client per test otherwise reloads botocore's data files (~0.3 s a test).
+_SESSION = boto3.session.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def boto_session() -> boto3.session.Session:
+    """The long-lived session, for code that calls boto3.client() itself (patch boto3.DEFAULT_SESSION with it)."""
+    return _SESSION
+
+
 @pytest.fixture
 def moto_client() -> Iterator[object]:
     with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
+        client = _SESSION.client("dynamodb", region_name="us-east-1")
         create_table(client, "wallet-test")
         yield client
 

@@ -12,6 +12,11 @@ from typing import Any
 import requests
 
 from wallet.sign import compute_sign
+from wallet_local.front import (
+    LambdaContext,  # noqa: F401 - re-exported for the tests and the bench
+    rest_event,
+)
+from wallet_local.process import LocalStackProcess, StackFailed
 
 SALT = "test-salt"
 SESSION_KEY = "test-session-key"
@@ -44,43 +49,8 @@ def do_body(
 def api_gateway_event(
     body: str | None, path: str = "/do", method: str = "POST", source_ip: str = "203.0.113.10"
 ) -> dict[str, Any]:
-    """A REST API (v1 proxy) event like the one API Gateway gives the billing Lambda."""
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": {"Content-Type": "application/json"},
-        "multiValueHeaders": {"Content-Type": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path,
-            "httpMethod": method,
-            "path": f"/test{path}",
-            "stage": "test",
-            "requestId": str(uuid.uuid4()),
-            "accountId": "123456789012",
-            "apiId": "test",
-            "identity": {"sourceIp": source_ip},
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
-
-
-class LambdaContext:
-    function_name = "billing"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:billing"
-    memory_limit_in_mb = 512
-    aws_request_id = "test-request"
-    log_group_name = "/aws/lambda/billing"
-    log_stream_name = "test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+    """A REST API (v1 proxy) event like the one API Gateway gives the billing Lambda (the local front's builder)."""
+    return rest_event(body, path, method, source_ip)
 
 
 @dataclass
@@ -191,3 +161,21 @@ class GamesServer:
         if wins is not None and len(cancelled) < len(bets):
             calls.append(self.call(session, plus=sum(wins), tag={**base, "result": wins}))
         return game_uuid, calls
+
+
+def start_test_stack(log_level: str, start_timeout: float = 90.0) -> LocalStackProcess:
+    """`wallet local` on free ports with the tests' salt and session key; a failed start fails the test with the
+    stack's output."""
+    process = LocalStackProcess(
+        {
+            "WALLET_SALT": SALT,
+            "WALLET_SESSION_KEY": SESSION_KEY,
+            "POWERTOOLS_LOG_LEVEL": log_level,
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        },
+        start_timeout=start_timeout,
+    )
+    try:
+        return process.start()
+    except StackFailed as exc:
+        raise AssertionError(str(exc)) from None

@@ -48,7 +48,7 @@ class Route:
 class LambdaContext:
     """Enough of the Lambda context object for Powertools."""
 
-    def __init__(self, function_name: str) -> None:
+    def __init__(self, function_name: str = "billing") -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
@@ -172,6 +172,27 @@ def api_gateway_event(
         "body": text,
         "isBase64Encoded": is_base64,
     }
+
+
+def rest_event(
+    body: str | bytes | None,
+    path: str = "/do",
+    method: str = "POST",
+    source_ip: str = "203.0.113.10",
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The event API Gateway gives a Lambda for one request to a fixed resource (tests, bench, probes)."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else (body or b"")
+    return api_gateway_event(
+        Route(method, path, ""),
+        {},
+        method,
+        path,
+        "",
+        headers or {"Content-Type": "application/json"},
+        raw,
+        source_ip,
+    )
 
 
 class LocalFront(ThreadingHTTPServer):

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.support import SALT, SESSION_KEY
+from tests.support import SESSION_KEY, start_test_stack
 from wallet_local.dynamodb_local import LOCAL_CREDENTIALS
 from wallet_local.process import WALLET, LocalStackProcess, StackFailed, clean_environ
 
@@ -144,19 +144,7 @@ class LocalStack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    process = LocalStackProcess(
-        {
-            "WALLET_SALT": SALT,
-            "WALLET_SESSION_KEY": SESSION_KEY,
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        },
-        start_timeout=START_TIMEOUT,
-    )
-    try:
-        process.start()
-    except StackFailed as exc:
-        raise AssertionError(str(exc)) from None
+    process = start_test_stack("WARNING", START_TIMEOUT)
     stopped = False
     try:
         assert process.process is not None

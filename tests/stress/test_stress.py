@@ -27,11 +27,11 @@ import pytest
 import requests
 
 from tests.conftest import make_wallet
-from tests.support import SALT, SESSION_KEY, do_body
+from tests.support import do_body, start_test_stack
 from wallet.billing import Wallet
 from wallet.ledger import Source
 from wallet.repository import make_client
-from wallet_local.process import WALLET, LocalStackProcess, StackFailed, clean_environ
+from wallet_local.process import WALLET, LocalStackProcess, clean_environ
 from wallet_local.stack import DEMO_PLAYER, LOCAL_TABLE, local_environment
 
 pytestmark = pytest.mark.slow
@@ -67,19 +67,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    process = LocalStackProcess(
-        {
-            "WALLET_SALT": SALT,
-            "WALLET_SESSION_KEY": SESSION_KEY,
-            "POWERTOOLS_LOG_LEVEL": "ERROR",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        },
-        start_timeout=START_TIMEOUT,
-    )
-    try:
-        process.start()
-    except StackFailed as exc:
-        raise AssertionError(str(exc)) from None
+    process = start_test_stack("ERROR", START_TIMEOUT)
     try:
         yield Stack(process.base_url, process.dynamodb_endpoint, process)
         code, output = process.stop(STOP_TIMEOUT)
