@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -18,12 +17,12 @@ from pydantic import SecretStr
 from wallet.billing import Wallet
 from wallet.repository import CLIENT_CONFIG, WalletRepository
 from wallet.settings import Secrets, Settings
-from wallet.sign import compute_sign
 from wallet_local.dynamodb_local import LOCAL_CREDENTIALS
 from wallet_local.front import (
     LambdaContext,  # noqa: F401 - re-exported for the tests and the bench
     rest_event,
 )
+from wallet_local.stack import signed_body
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SALT = "bench-salt"
@@ -44,16 +43,7 @@ def percentile(samples_ns: list[int], q: float) -> float:
 
 def do_body(session: str, trx_id: str, minus: int = 0, plus: int = 0, tag: dict[str, Any] | None = None) -> str:
     """A /do body as the Games Server sends it, signed with the bench salt."""
-    body = {
-        "method": "do",
-        "session": session,
-        "minus": minus,
-        "plus": plus,
-        "trx_id": trx_id,
-        "sign": compute_sign(session, trx_id, SALT),
-        "tag": tag if tag is not None else {"game": "slot", "game_id": ""},
-    }
-    return json.dumps(body, separators=(",", ":"))
+    return signed_body(session, trx_id, SALT, minus, plus, tag if tag is not None else {"game": "slot", "game_id": ""})
 
 
 def slot_tag(game_uuid: str) -> dict[str, Any]:

@@ -138,15 +138,25 @@ def create_site(aws_endpoint: str) -> str:
     s3 = boto3.client("s3", endpoint_url=aws_endpoint, **credentials)
     s3.create_bucket(Bucket=CATALOGUE_BUCKET)
     cloudfront = boto3.client("cloudfront", endpoint_url=aws_endpoint, **credentials)
-    origin_domain = f"{CATALOGUE_BUCKET}.s3.amazonaws.com"
+    return create_distribution(cloudfront, CATALOGUE_BUCKET, "wallet-local")
+
+
+def create_distribution(cloudfront: Any, bucket: str, reference: str) -> str:
+    """A minimal distribution in front of the bucket (what moto needs to take invalidations); returns its id."""
     distribution = cloudfront.create_distribution(
         DistributionConfig={
-            "CallerReference": "wallet-local",
+            "CallerReference": reference,
             "Comment": "wallet local site",
             "Enabled": True,
             "Origins": {
                 "Quantity": 1,
-                "Items": [{"Id": "site", "DomainName": origin_domain, "S3OriginConfig": {"OriginAccessIdentity": ""}}],
+                "Items": [
+                    {
+                        "Id": "site",
+                        "DomainName": f"{bucket}.s3.amazonaws.com",
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                ],
             },
             "DefaultCacheBehavior": {
                 "TargetOriginId": "site",

@@ -33,6 +33,7 @@ from wallet.games import (
 )
 from wallet.games_sync import sync_games_config
 from wallet.settings import CatalogueSettings
+from wallet_local import stack
 from wallet_local.front import _import_file
 from wallet_local.paths import FUNCTIONS
 
@@ -209,32 +210,7 @@ def provider() -> Iterator[Provider]:
 
 
 def create_distribution(cloudfront: Any, reference: str) -> str:
-    """The same minimal DistributionConfig as wallet_local.stack.create_site."""
-    created = cloudfront.create_distribution(
-        DistributionConfig={
-            "CallerReference": reference,
-            "Comment": "games sync test",
-            "Enabled": True,
-            "Origins": {
-                "Quantity": 1,
-                "Items": [
-                    {
-                        "Id": "site",
-                        "DomainName": f"{BUCKET}.s3.amazonaws.com",
-                        "S3OriginConfig": {"OriginAccessIdentity": ""},
-                    }
-                ],
-            },
-            "DefaultCacheBehavior": {
-                "TargetOriginId": "site",
-                "ViewerProtocolPolicy": "redirect-to-https",
-                "MinTTL": 0,
-                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
-                "TrustedSigners": {"Enabled": False, "Quantity": 0},
-            },
-        }
-    )
-    return str(created["Distribution"]["Id"])
+    return stack.create_distribution(cloudfront, BUCKET, reference)
 
 
 @dataclass

@@ -40,7 +40,7 @@ class S3CatalogueStore:
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _is_missing(exc):
                 return None
             raise StoreUnavailable(f"head {key}: {exc}") from exc
         except BotoCoreError as exc:
@@ -65,7 +65,7 @@ class S3CatalogueStore:
             response = self.s3.get_object(Bucket=self.bucket, Key=key)
             return response["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _is_missing(exc):
                 return None
             raise StoreUnavailable(f"get {key}: {exc}") from exc
         except BotoCoreError as exc:
@@ -85,3 +85,8 @@ class S3CatalogueStore:
         except (ClientError, BotoCoreError) as exc:
             raise StoreUnavailable(f"invalidate {paths}: {exc}") from exc
         return response["Invalidation"]["Id"]
+
+
+def _is_missing(exc: ClientError) -> bool:
+    # HeadObject answers a bare 404, GetObject NoSuchKey (with s3:ListBucket; without it S3 answers 403 for both).
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
