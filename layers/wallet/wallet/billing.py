@@ -178,12 +178,6 @@ class Wallet:
             raise BillingUnavailable(exc, trx_id, player_id) from exc
 
     def _apply_do(self, session: str, trx_id: str, player_id: str, movement: Movement) -> Outcome:
-        session_key = self.secrets.session_key()
-        now = self.clock()
-
-        def session_live(account: Account) -> bool:
-            return session_is_live(session, session_key, account.session_hash, account.session_expires_at, now)
-
         common: dict[str, Any] = {
             "trx_id": trx_id,
             "player_id": player_id,
@@ -192,8 +186,8 @@ class Wallet:
             "game_uuid": movement.game_uuid,
         }
         if movement.is_balance_request:
-            account = self.repository.get_account(player_id)
-            if account is None or not session_live(account):
+            account = self.live_account(session)
+            if account is None:
                 return Outcome(SESSION_NOT_FOUND, Event.SESSION_NOT_FOUND, **common, attempts=1)
             return Outcome(ok(account.balance, account.currency), Event.BALANCE, **common, attempts=1)
 
@@ -205,7 +199,7 @@ class Wallet:
             movement.plus,
             movement.tag,
             movement.game_uuid,
-            authorize=session_live,
+            authorize=lambda account: self.holds_live_session(session, account),
         )
         extra: dict[str, Any] = {"conflict": result.conflict, "attempts": result.attempts}
         match result.status:
@@ -399,11 +393,13 @@ class Wallet:
         if player_id is None:
             return None
         account = self.repository.get_account(player_id)
-        if account is None or not session_is_live(
+        return account if account is not None and self.holds_live_session(token, account) else None
+
+    def holds_live_session(self, token: str, account: Account) -> bool:
+        """True if `token` is the account's one live session (not replaced, not expired)."""
+        return session_is_live(
             token, self.secrets.session_key(), account.session_hash, account.session_expires_at, self.clock()
-        ):
-            return None
-        return account
+        )
 
     def history(self, player_id: str, limit: int = 100) -> list[LedgerEntry]:
         if not 1 <= limit <= MAX_HISTORY:
