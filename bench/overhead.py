@@ -36,14 +36,14 @@ TOKEN = f"{PLAYER}.c2Vzc2lvbi1zZWNyZXQtZm9yLXRoZS1iZW5jaG1hcmstMDAwMDAwMDAwMDA"
 
 
 def load_billing_module(name: str = "bench_billing_app") -> Any:
-    from wallet_local.front import _import_file
+    from wallet_local.front import import_file
 
     saved = dict(os.environ)
     for key in HANDLER_ENV_DROP:
         os.environ.pop(key, None)
     os.environ.update(handler_environment())
     try:
-        return _import_file(name, REPO_ROOT / "functions" / "billing" / "app.py")
+        return import_file(name, REPO_ROOT / "functions" / "billing" / "app.py")
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -76,51 +76,12 @@ def api_gateway_event(name: str, payload: dict[str, Any]) -> dict[str, Any]:
         "X-Forwarded-Port": "443",
         "X-Forwarded-Proto": "https",
     }
-    request_id = str(uuid.uuid5(_NAMESPACE, f"request:{name}"))
-    return {
-        "resource": "/do",
-        "path": "/do",
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {key: [value] for key, value in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourceId": "a1b2c3",
-            "resourcePath": "/do",
-            "httpMethod": "POST",
-            "extendedRequestId": request_id[:16],
-            "requestTime": "25/Nov/2025:12:00:00 +0000",
-            "path": "/dev/do",
-            "accountId": "123456789012",
-            "protocol": "HTTP/1.1",
-            "stage": "dev",
-            "domainPrefix": "abcdef1234",
-            "requestTimeEpoch": REQUEST_TIME_EPOCH,
-            "requestId": request_id,
-            "identity": {
-                "cognitoIdentityPoolId": None,
-                "accountId": None,
-                "cognitoIdentityId": None,
-                "caller": None,
-                "sourceIp": SOURCE_IP,
-                "principalOrgId": None,
-                "accessKey": None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-                "userArn": None,
-                "userAgent": "GamesServer/1.0",
-                "user": None,
-            },
-            "domainName": "abcdef1234.execute-api.eu-west-1.amazonaws.com",
-            "apiId": "abcdef1234",
-        },
-        # The Games Server's JSON, as the raw string API Gateway hands over.
-        "body": json.dumps(payload, separators=(",", ":")),
-        "isBase64Encoded": False,
-    }
+    event = _rest_event(
+        name, "POST", "/do", "/do", headers, api_id="abcdef1234", resource_id="a1b2c3", source_ip=SOURCE_IP
+    )
+    # The Games Server's JSON, as the raw string API Gateway hands over.
+    event["body"] = json.dumps(payload, separators=(",", ":"))
+    return event
 
 
 def page_event(
@@ -140,28 +101,56 @@ def page_event(
         "X-Forwarded-Port": "443",
         "X-Forwarded-Proto": "https",
     }
+    event = _rest_event(
+        name,
+        "GET",
+        resource,
+        path,
+        headers,
+        api_id="site1234ab",
+        resource_id="d4e5f6",
+        source_ip="130.176.0.10",  # a CloudFront edge: the player's address is in X-Forwarded-For
+    )
+    event["queryStringParameters"] = query
+    event["multiValueQueryStringParameters"] = {key: [value] for key, value in query.items()}
+    event["pathParameters"] = path_parameters
+    return event
+
+
+def _rest_event(
+    name: str,
+    method: str,
+    resource: str,
+    path: str,
+    headers: dict[str, str],
+    *,
+    api_id: str,
+    resource_id: str,
+    source_ip: str,
+) -> dict[str, Any]:
     request_id = str(uuid.uuid5(_NAMESPACE, f"request:{name}"))
+    domain = f"{api_id}.execute-api.eu-west-1.amazonaws.com"
     return {
         "resource": resource,
         "path": path,
-        "httpMethod": "GET",
+        "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": {key: [value] for key, value in headers.items()},
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": {key: [value] for key, value in query.items()},
-        "pathParameters": path_parameters,
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
         "stageVariables": None,
         "requestContext": {
-            "resourceId": "d4e5f6",
+            "resourceId": resource_id,
             "resourcePath": resource,
-            "httpMethod": "GET",
+            "httpMethod": method,
             "extendedRequestId": request_id[:16],
             "requestTime": "25/Nov/2025:12:00:00 +0000",
             "path": f"/dev{path}",
             "accountId": "123456789012",
             "protocol": "HTTP/1.1",
             "stage": "dev",
-            "domainPrefix": "site1234ab",
+            "domainPrefix": api_id,
             "requestTimeEpoch": REQUEST_TIME_EPOCH,
             "requestId": request_id,
             "identity": {
@@ -169,17 +158,17 @@ def page_event(
                 "accountId": None,
                 "cognitoIdentityId": None,
                 "caller": None,
-                "sourceIp": "130.176.0.10",  # a CloudFront edge: the player's address is in X-Forwarded-For
+                "sourceIp": source_ip,
                 "principalOrgId": None,
                 "accessKey": None,
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
                 "userArn": None,
-                "userAgent": "Amazon CloudFront",
+                "userAgent": headers["User-Agent"],
                 "user": None,
             },
-            "domainName": "site1234ab.execute-api.eu-west-1.amazonaws.com",
-            "apiId": "site1234ab",
+            "domainName": domain,
+            "apiId": api_id,
         },
         "body": None,
         "isBase64Encoded": False,

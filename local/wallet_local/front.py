@@ -68,7 +68,7 @@ def load_handler(function: str) -> Any:
     module_name = f"wallet_function_{function}"
     module = sys.modules.get(module_name)
     if module is None:
-        module = _import_file(module_name, path)
+        module = import_file(module_name, path)
     return module.lambda_handler
 
 
@@ -121,7 +121,8 @@ def _invoke(function: str | None, event: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
-def _import_file(module_name: str, path: Path) -> ModuleType:
+def import_file(module_name: str, path: Path) -> ModuleType:
+    """Import a file as a module of its own name (a handler per Lambda instance, or fresh per test)."""
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")

@@ -26,7 +26,7 @@ from wallet.billing import BillingContended, BillingUnavailable, Outcome, Wallet
 from wallet.ledger import Source
 from wallet.protocol import Reply, not_enough_money, ok
 from wallet.repository import CLIENT_CONFIG, RepositoryUnavailable
-from wallet_local.front import _import_file
+from wallet_local.front import import_file
 from wallet_local.paths import FUNCTIONS
 
 pytestmark = pytest.mark.integration
@@ -584,7 +584,7 @@ def billing_module(
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "ERROR")
     name = f"wallet_faults_billing_{uuid.uuid4().hex[:8]}"
-    module = _import_file(name, FUNCTIONS / "billing" / "app.py")
+    module = import_file(name, FUNCTIONS / "billing" / "app.py")
     try:
         yield module
     finally:

@@ -15,7 +15,6 @@ names its test), so that the properties stay green and keep guarding everything 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import sys
@@ -44,6 +43,7 @@ from tests.fuzz.oracle import (
 from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
 from wallet.billing import Wallet
 from wallet.sign import compute_sign
+from wallet_local.front import import_file
 
 APP = Path(__file__).resolve().parents[2] / "functions" / "billing" / "app.py"
 MAX_BODY_BYTES = 64 * 1024
@@ -578,12 +578,7 @@ def billing_app(
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "ERROR")
     name = f"billing_app_fuzz_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    module = import_file(name, APP)
     # Powertools keeps one "wallet" logger whose handler holds whatever stdout was when it was first made.
     streams = [(handler, handler.stream) for handler in module.logger.handlers]
     for handler, _ in streams:

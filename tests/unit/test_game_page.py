@@ -33,7 +33,7 @@ from wallet.game_page import (
 )
 from wallet.games import GAMES_CONFIG_KEY, GamesConfig, parse_games_config
 from wallet.settings import CatalogueSettings
-from wallet_local.front import _import_file
+from wallet_local.front import import_file
 from wallet_local.paths import FUNCTIONS
 
 BUCKET = "wallet-test-site"
@@ -540,7 +540,7 @@ def app(
     s3 = boto_session.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
     name = f"game_page_app_under_test_{uuid.uuid4().hex}"
-    module = _import_file(name, FUNCTIONS / "game_page" / "app.py")
+    module = import_file(name, FUNCTIONS / "game_page" / "app.py")
     page_app = GamePageApp(module, s3)
     yield page_app
     sys.modules.pop(name, None)

@@ -34,7 +34,7 @@ from wallet.games import (
 from wallet.games_sync import sync_games_config
 from wallet.settings import CatalogueSettings
 from wallet_local import stack
-from wallet_local.front import _import_file
+from wallet_local.front import import_file
 from wallet_local.paths import FUNCTIONS
 
 BUCKET = "wallet-test-site"
@@ -732,7 +732,7 @@ def handler_module(
     for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_CLOUDFRONT"):
         monkeypatch.delenv(name, raising=False)
     name = f"games_sync_app_under_test_{uuid.uuid4().hex}"
-    module = _import_file(name, FUNCTIONS / "games_sync" / "app.py")
+    module = import_file(name, FUNCTIONS / "games_sync" / "app.py")
     capsys.readouterr()
     yield module
     import sys

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import sys
@@ -20,6 +19,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
 from wallet.repository import StaleAccount
+from wallet_local.front import import_file
 
 APP = Path(__file__).resolve().parents[2] / "functions" / "billing" / "app.py"
 FOUR = {"OK", "not_enough_money", "session_not_found", "sign_not_found"}
@@ -72,11 +72,7 @@ def billing(
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
     name = f"billing_app_under_test_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, APP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    module = import_file(name, APP)
     # Powertools reuses the "wallet" logging.Logger and its stdout handler across imports, bound to whatever stdout was
     # when it was first made: send its lines to this test's buffer (metrics print to sys.stdout, which capsys holds).
     log_buffer = io.StringIO()

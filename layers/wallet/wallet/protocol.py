@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
-from wallet.money import InvalidAmount, format_number, parse_amount
+from wallet.money import format_number, parse_amount
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TAG_BYTES = 8 * 1024
@@ -234,7 +234,6 @@ __all__ = [
     "SESSION_NOT_FOUND",
     "SIGN_NOT_FOUND",
     "DoRequest",
-    "InvalidAmount",
     "InvalidRequest",
     "Movement",
     "Reply",
