@@ -171,6 +171,9 @@ class FaultyProxy:
             self._state.seen.clear()
 
     def seen(self, operation: str | None = None) -> list[Seen]:
+        """The log, once every request inside the proxy is logged: a request is logged after its reply is written,
+        so the client can hold the reply a moment before the log has it."""
+        self.wait_idle()
         with self._lock:
             return [s for s in self._state.seen if operation is None or s.operation == operation]
 
