@@ -116,10 +116,8 @@ def test_missing_secret(method: str, variable: str) -> None:
 
 @pytest.fixture
 def ssm() -> Iterator[Any]:
-    parameters.clear_caches()
     with mock_aws():
         yield boto3.client("ssm", region_name="us-east-1")
-    parameters.clear_caches()
 
 
 def test_secrets_from_ssm_secure_strings(ssm: Any) -> None:
@@ -141,8 +139,23 @@ def test_ssm_secrets_are_cached(ssm: Any) -> None:
     ssm.put_parameter(Name=name, Value="rotated", Type="SecureString", Overwrite=True)
     assert secrets.salt() == "first"  # a warm Lambda does not call SSM per request
     assert SECRET_CACHE_SECONDS == 300
-    parameters.clear_caches()
+    secrets.clear_cache()
     assert secrets.salt() == "rotated"
+
+
+def test_both_ssm_secrets_come_in_one_call_on_the_default_session(ssm: Any) -> None:
+    salt_name, key_name = f"/wallet/{uuid.uuid4().hex}/salt", f"/wallet/{uuid.uuid4().hex}/session-key"
+    ssm.put_parameter(Name=salt_name, Value="s", Type="SecureString")
+    ssm.put_parameter(Name=key_name, Value="k", Type="SecureString")
+    boto3.setup_default_session()
+    calls: list[str] = []
+    boto3.DEFAULT_SESSION.events.register("before-call.ssm", lambda model, **_: calls.append(model.name))  # type: ignore[union-attr]
+    secrets = Secrets(
+        Settings.from_env({**BASE, "WALLET_SALT_PARAMETER": salt_name, "WALLET_SESSION_KEY_PARAMETER": key_name})
+    )
+    assert (secrets.salt(), secrets.session_key()) == ("s", b"k")
+    assert secrets.salt() == "s"
+    assert calls == ["GetParameters"]  # one call for both, on the session the DynamoDB client already loaded
 
 
 def test_missing_ssm_parameter_is_an_error(ssm: Any) -> None:
