@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class LambdaContext:
-    """What Powertools reads of the Lambda context."""
+    """What Powertools reads of the Lambda context. Not wallet_local.front's: only the layer is importable here."""
 
     def __init__(self, function_name: str) -> None:
         self.function_name = function_name

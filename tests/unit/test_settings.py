@@ -143,13 +143,14 @@ def test_ssm_secrets_are_cached(ssm: Any) -> None:
     assert secrets.salt() == "rotated"
 
 
-def test_both_ssm_secrets_come_in_one_call_on_the_default_session(ssm: Any) -> None:
+def test_both_ssm_secrets_come_in_one_call_on_the_default_session(ssm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     salt_name, key_name = f"/wallet/{uuid.uuid4().hex}/salt", f"/wallet/{uuid.uuid4().hex}/session-key"
     ssm.put_parameter(Name=salt_name, Value="s", Type="SecureString")
     ssm.put_parameter(Name=key_name, Value="k", Type="SecureString")
-    boto3.setup_default_session()
+    default_session = boto3.session.Session()
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", default_session)  # the one boto3.client() uses, restored after
     calls: list[str] = []
-    boto3.DEFAULT_SESSION.events.register("before-call.ssm", lambda model, **_: calls.append(model.name))  # type: ignore[union-attr]
+    default_session.events.register("before-call.ssm", lambda model, **_: calls.append(model.name))
     secrets = Secrets(
         Settings.from_env({**BASE, "WALLET_SALT_PARAMETER": salt_name, "WALLET_SESSION_KEY_PARAMETER": key_name})
     )
