@@ -105,6 +105,18 @@ def _provider_call(wallet: Wallet, body: str) -> tuple[dict[str, object], int]:
     raise AssertionError("still contended after 11 attempts")
 
 
+def _race(wallet: Wallet, bodies: list[str]) -> list[tuple[dict[str, object], int]]:
+    """Every body sent at once, one thread each, released together by a barrier; the replies in body order."""
+    start = threading.Barrier(len(bodies))
+
+    def play(body: str) -> tuple[dict[str, object], int]:
+        start.wait()
+        return _provider_call(wallet, body)
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(play, bodies))
+
+
 def _assert_audit_clean(wallet: Wallet) -> None:
     report = wallet.audit()
     assert report.violations == []
@@ -121,14 +133,7 @@ def test_64_concurrent_bets_on_one_player(local_wallet: Wallet) -> None:
     local_wallet.create_player("hot", "FUN", Decimal(1000))
     session = local_wallet.new_session("hot").token
     bodies = [do_body(session, f"bet-{i}", 25, 0, {"game": "slot", "game_uuid": f"r-{i}"}) for i in range(64)]
-    start = threading.Barrier(64)
-
-    def play(body: str) -> tuple[dict[str, object], int]:
-        start.wait()
-        return _provider_call(local_wallet, body)
-
-    with ThreadPoolExecutor(max_workers=64) as pool:
-        results = list(pool.map(play, bodies))
+    results = _race(local_wallet, bodies)
 
     statuses = Counter(reply["status"] for reply, _ in results)
     assert statuses == {"OK": 40, "not_enough_money": 24}
@@ -150,14 +155,7 @@ def test_64_concurrent_bets_and_wins_leave_an_exact_balance(local_wallet: Wallet
         do_body(session, str(uuid.uuid4()), m, p, {"game": "slot", "game_uuid": i})
         for i, (m, p) in enumerate(movements)
     ]
-    start = threading.Barrier(64)
-
-    def play(body: str) -> tuple[dict[str, object], int]:
-        start.wait()
-        return _provider_call(local_wallet, body)
-
-    with ThreadPoolExecutor(max_workers=64) as pool:
-        results = list(pool.map(play, bodies))
+    results = _race(local_wallet, bodies)
 
     assert {reply["status"] for reply, _ in results} == {"OK"}
     expected = Decimal(100000) - sum(Decimal(m) for m, _ in movements) + sum(Decimal(p) for _, p in movements)
@@ -173,14 +171,7 @@ def test_64_concurrent_copies_of_one_trx_move_money_once(local_wallet: Wallet) -
     local_wallet.create_player("twin", "FUN", Decimal(500))
     session = local_wallet.new_session("twin").token
     body = do_body(session, "the-one", 120, 0, {"game": "slot", "game_uuid": 42})
-    start = threading.Barrier(64)
-
-    def play(_: int) -> tuple[dict[str, object], int]:
-        start.wait()
-        return _provider_call(local_wallet, body)
-
-    with ThreadPoolExecutor(max_workers=64) as pool:
-        results = list(pool.map(play, range(64)))
+    results = _race(local_wallet, [body] * 64)
 
     assert all(reply == {"status": "OK", "balance": Decimal(380), "event": reply["event"]} for reply, _ in results)
     events = Counter(reply["event"] for reply, _ in results)
