@@ -32,7 +32,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO_ROOT, SALT, SESSION_KEY, api_gateway_event, do_body, slot_tag, stub_account_item
+from bench.common import (
+    HANDLER_ENV_DROP,
+    REPO_ROOT,
+    SALT,
+    SESSION_KEY,
+    api_gateway_event,
+    do_body,
+    handler_environment,
+    slot_tag,
+    stub_account_item,
+)
 
 PROBE = REPO_ROOT / "bench" / "coldstart_probe.py"
 FUNCTIONS = ("billing", "game_page", "games_sync")
@@ -66,10 +76,9 @@ def _version(python: str) -> str:
     ).stdout.strip()
 
 
-def layer_packages(python: str) -> Path | None:
+def layer_packages(python: str, version: str) -> Path | None:
     """The layer's requirements installed for `python` (once, keyed by the requirements' hash); None if pip fails."""
     digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
-    version = _version(python)
     target = LAYER_CACHE / f"py{version}-{digest}"
     if (target / ".complete").exists():
         return target
@@ -176,8 +185,6 @@ def lambda_environment(function: str, endpoint: str, task_root: str) -> dict[str
 
 def dev_environment(endpoint: str) -> dict[str, str]:
     """For comparison: the dev venv's interpreter outside Lambda, secrets from the environment (no SSM call)."""
-    from bench.common import HANDLER_ENV_DROP, handler_environment
-
     env = {key: value for key, value in os.environ.items() if key not in HANDLER_ENV_DROP}
     env.update(handler_environment(), AWS_ENDPOINT_URL_DYNAMODB=endpoint)
     return env
@@ -253,16 +260,18 @@ def measure(runs: int, functions: tuple[str, ...] = FUNCTIONS) -> dict[str, Any]
     """Billing gets `runs` runs; the other handlers and the dev-venv comparison max(1, runs - 2)."""
     layer = str(REPO_ROOT / "layers" / "wallet")
     python = lambda_python()
-    packages = layer_packages(python)
+    version = _version(python)
+    packages = layer_packages(python, version)
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as workdir, fake_aws() as endpoint:
         work = Path(workdir)
         if packages is not None:
             probe = Probe(python, ["-S"], [layer, str(packages)], work)
-            setup = f"python {_version(python)} -S with the layer's packages only"
+            setup = f"python {version} -S with the layer's packages only"
         else:  # no pip for that interpreter: the dev venv's packages (an overestimate, see the module's docstring)
             python = sys.executable
             probe = Probe(python, [], [layer], work)
-            setup = f"python {_version(python)} with the dev venv's packages (the layer's could not be installed)"
+            version = _version(python)
+            setup = f"python {version} with the dev venv's packages (the layer's could not be installed)"
         others = max(1, runs - 2)
         env = {name: lambda_environment(name, endpoint, workdir) for name in FUNCTIONS}
         probe.run("billing", env["billing"])  # warm the page cache and the .pyc files: Lambda's code is on local disk
