@@ -78,6 +78,8 @@ def _observe(outcome: Outcome) -> None:
     metrics.add_metric(name=_METRIC_NAMES[outcome.event], unit=MetricUnit.Count, value=1)
     if outcome.conflict:
         metrics.add_metric(name="Conflicts", unit=MetricUnit.Count, value=1)
+    if outcome.cross_player:
+        metrics.add_metric(name="CrossPlayerTrxIds", unit=MetricUnit.Count, value=1)
     if outcome.attempts > 1:
         metrics.add_metric(name="WriteRetries", unit=MetricUnit.Count, value=outcome.attempts - 1)
     # Never the session token, the sign or the salt: ids, amounts and what happened.
@@ -94,6 +96,8 @@ def _observe(outcome: Outcome) -> None:
     }
     if outcome.conflict:
         logger.warning("trx_id replayed with a different body", extra=fields)
+    elif outcome.cross_player:
+        logger.warning("trx_id used before by another player: kept as this player's own transaction", extra=fields)
     elif outcome.event in (Event.SIGN_FAILURE, Event.UNPARSEABLE, Event.INVALID_REQUEST):
         logger.warning("request refused", extra=fields)
     else:

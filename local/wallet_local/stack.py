@@ -56,7 +56,11 @@ def local_environment(dynamodb_endpoint: str, aws_endpoint: str = "", distributi
 
 
 def run_local_stack(
-    host: str = "127.0.0.1", port: int = 3000, dynamodb_port: int = 8000, max_instances: int = 8
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    dynamodb_port: int = 8000,
+    max_instances: int = 8,
+    session_seconds: int | None = None,
 ) -> int:
     database = DynamoDBLocal(dynamodb_port)
     try:
@@ -71,6 +75,9 @@ def run_local_stack(
         aws_endpoint = f"http://127.0.0.1:{aws.port}"
         distribution_id = create_site(aws_endpoint)
         environment = local_environment(database.endpoint, aws_endpoint, distribution_id)
+        if session_seconds is not None:
+            # For the functions and for every `wallet session new` run with the printed environment.
+            environment["WALLET_SESSION_SECONDS"] = str(session_seconds)
         # The handlers read the environment when they are imported, exactly as in Lambda.
         for key in ("WALLET_SALT_PARAMETER", "WALLET_SESSION_KEY_PARAMETER"):
             os.environ.pop(key, None)
@@ -236,7 +243,9 @@ def _banner(
             "WALLET_CATALOGUE_BUCKET",
             "WALLET_DISTRIBUTION_ID",
             "WALLET_GAMES_CONFIG_URL",
+            "WALLET_SESSION_SECONDS",
         )
+        if key in environment
     )
     return "\n".join(
         [
@@ -258,6 +267,8 @@ def _banner(
             "Operator CLI against this stack, in another shell:",
             f"  export {exports}",
             f"  wallet balance {DEMO_PLAYER}; wallet history {DEMO_PLAYER}; wallet round demo-round-1",
+            f"  wallet session new {DEMO_PLAYER}; wallet session revoke {DEMO_PLAYER}",
+            f"  wallet player status {DEMO_PLAYER} suspended --reason 'cool-off requested'",
             "  wallet games sync",
             "",
             "Ctrl-C stops it (the in-memory database goes with it).",

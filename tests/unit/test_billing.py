@@ -261,17 +261,25 @@ def test_replay_after_the_session_was_replaced(wallet: Wallet, player: tuple[str
     assert game_entry(wallet, "t-3") is None
 
 
-def test_trx_id_of_another_player(wallet: Wallet, player: tuple[str, str]) -> None:
+def test_trx_id_of_another_player_is_this_players_own_transaction(wallet: Wallet, player: tuple[str, str]) -> None:
     _, session = player
     do(wallet, session, "shared", 100, 0)
-    wallet.create_player("p2", "FUN", Decimal(50))
+    wallet.create_player("p2", "FUN", Decimal(500))
     p2 = wallet.new_session("p2").token
     twin = do(wallet, p2, "shared", 100, 0)
-    assert twin.reply.to_json() == '{"status":"OK","balance":50,"currency":"FUN"}'
-    assert twin.conflict is True
-    assert (balance(wallet, "p1"), balance(wallet, "p2")) == (900, 50)
-    wallet.new_session("p2")  # p2's session is now dead: the replay of someone else's trx_id is refused
-    assert do(wallet, p2, "shared", 100, 0).reply == SESSION_NOT_FOUND
+    # Not a free bet: p2's own money moves, once, and the reuse is flagged (docs/PROTOCOL.md, "a trx_id per player").
+    assert twin.reply.to_json() == '{"status":"OK","balance":400,"currency":"FUN"}'
+    assert (twin.event, twin.cross_player, twin.conflict) == (Event.BET, True, False)
+    replay = do(wallet, p2, "shared", 100, 0)
+    assert (replay.event, replay.reply.balance, replay.cross_player) == (Event.DUPLICATE, 400, True)
+    assert do(wallet, session, "shared", 100, 0).event is Event.DUPLICATE
+    assert (balance(wallet, "p1"), balance(wallet, "p2")) == (900, 400)
+    [own] = [e for e in entries(wallet, "p2") if e.source is Source.GAME]
+    assert (own.key, own.player_id, own.minus, own.scoped) == ("shared", "p2", 100, True)
+    assert own.entry_id == "game:p2:shared" != game_entry(wallet, "shared").entry_id  # type: ignore[union-attr]
+    wallet.new_session("p2")  # p2's old session is replaced: its own replay still answers OK before the session check
+    assert do(wallet, p2, "shared", 100, 0).reply.to_json() == '{"status":"OK","balance":400,"currency":"FUN"}'
+    assert wallet.audit().clean
 
 
 def test_game_and_operator_keys_are_separate(wallet: Wallet, player: tuple[str, str]) -> None:

@@ -1,9 +1,13 @@
 """The wallet's use cases: the Games Server's POST /do, and the operator's players, sessions and deposits.
 
-The money path, in order (PROTOCOL.md): parse -> sign -> session -> money.
+The money path, in order (docs/PROTOCOL.md): parse -> sign -> session -> money.
   1. one serializable read of the account and of the entry keyed by trx_id;
-  2. a trx_id seen before: nothing moves, OK with the current balance (a different body is flagged as a conflict);
-  3. a dead session: session_not_found; minus > balance: not_enough_money; both without a write;
+  2. the player's own trx_id seen before: nothing moves, OK with the current balance (a different body is flagged as
+     a conflict). Another player's entry under that trx_id: this is the player's own transaction, kept in its own slot
+     (one more read, counted as a cross-player reuse);
+  3. no session that allows it: session_not_found (a debit needs the live session of an active player; money owed,
+     a win, cancel refund or zero win of a round, lands on any session we issued within the grace period);
+     minus > balance: not_enough_money; both without a write;
   4. one transaction: put the entry if absent + move the balance if the account's version is still the one read.
      A lost race (the version moved) reads again and retries, a bounded number of times.
 Nothing here knows about API Gateway, and nothing here speaks DynamoDB: that is the repository's job.
@@ -14,8 +18,9 @@ from __future__ import annotations
 import random
 import re
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -23,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from wallet.audit import AuditReport
-from wallet.ledger import Account, LedgerEntry, Source, entry_kind, fingerprint, utc_now_iso
+from wallet.ledger import Account, LedgerEntry, PlayerStatus, Source, entry_kind, fingerprint, utc_now_iso
 from wallet.money import InvalidAmount, move_balance, parse_amount
 from wallet.protocol import (
     SESSION_NOT_FOUND,
@@ -37,16 +42,27 @@ from wallet.protocol import (
     parse_movement,
 )
 from wallet.repository import (
+    AccountNotActive,
     Applied,
     DuplicateEntry,
+    NoSuchAccount,
     ReadContended,
     RepositoryUnavailable,
     StaleAccount,
     WalletRepository,
     make_client,
 )
-from wallet.sessions import IssuedSession, check_player_id, issue_session, player_of_token, session_is_live
-from wallet.settings import Secrets, Settings
+from wallet.sessions import (
+    IssuedSession,
+    SessionRecord,
+    check_player_id,
+    hash_matches,
+    hash_token,
+    issue_session,
+    player_of_token,
+    session_is_live,
+)
+from wallet.settings import DEFAULT_CREDIT_GRACE_DAYS, Secrets, Settings
 from wallet.sign import sign_matches
 
 
@@ -98,6 +114,7 @@ class MoveResult:
     entry: LedgerEntry | None = None  # the new entry, or the earlier one with the same key
     conflict: bool = False  # a replayed key whose request differs from the one recorded
     attempts: int = 1
+    cross_player: bool = False  # a game trx_id another player used first (this one is the player's own)
 
     @property
     def balance(self) -> Decimal:
@@ -118,14 +135,19 @@ class Outcome:
     detail: str | None = None
     conflict: bool = False
     attempts: int = 0
+    cross_player: bool = False
 
 
 Authorize = Callable[[Account], bool]
 # Operator references share one namespace across players (a payment id is unique at the operator); the opening
-# balance uses a character no reference may contain, so no deposit can collide with it.
+# balance and status changes use a character no reference may contain, so no deposit can collide with them.
 OPERATOR_REF = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 OPENING_PREFIX = "opening#"
+STATUS_PREFIX = "status#"
 MAX_HISTORY = 10_000
+MAX_REASON_LENGTH = 500
+MAX_OPERATOR_NAME_LENGTH = 128
+DEFAULT_CREDIT_GRACE_SECONDS = DEFAULT_CREDIT_GRACE_DAYS * 24 * 60 * 60
 
 
 def _always(_: Account) -> bool:
@@ -139,6 +161,7 @@ class Wallet:
         secrets: Secrets,
         *,
         session_seconds: int = 24 * 60 * 60,
+        credit_grace_seconds: int = DEFAULT_CREDIT_GRACE_SECONDS,
         max_write_attempts: int = 10,
         retry_budget_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
@@ -147,6 +170,7 @@ class Wallet:
         self.repository = repository
         self.secrets = secrets
         self.session_seconds = session_seconds
+        self.credit_grace_seconds = credit_grace_seconds
         self.max_write_attempts = max_write_attempts
         self.retry_budget_seconds = retry_budget_seconds
         self.clock = clock
@@ -199,9 +223,13 @@ class Wallet:
             movement.plus,
             movement.tag,
             movement.game_uuid,
-            authorize=lambda account: self.holds_live_session(session, account),
+            authorize=self._session_allows(session, movement),
         )
-        extra: dict[str, Any] = {"conflict": result.conflict, "attempts": result.attempts}
+        extra: dict[str, Any] = {
+            "conflict": result.conflict,
+            "attempts": result.attempts,
+            "cross_player": result.cross_player,
+        }
         match result.status:
             case MoveStatus.APPLIED | MoveStatus.DUPLICATE:
                 assert result.account is not None and result.entry is not None
@@ -213,6 +241,35 @@ class Wallet:
                 return Outcome(reply, Event.NOT_ENOUGH_MONEY, **common, **extra)
             case _:
                 return Outcome(SESSION_NOT_FOUND, Event.SESSION_NOT_FOUND, **common, **extra)
+
+    def _session_allows(self, token: str, movement: Movement) -> Authorize:
+        """Whether the session may do this movement on the account read (docs/PROTOCOL.md, "Sessions")."""
+        if movement.minus > 0 or movement.game_uuid is None:
+            # A debit, or a credit we cannot tie to a round: the player's one live session; a debit, an active player.
+            return lambda account: (
+                (movement.minus == 0 or account.is_active) and self.holds_live_session(token, account)
+            )
+        return self._owed_money_allowed(token)
+
+    def _owed_money_allowed(self, token: str) -> Authorize:
+        """Money owed (a win, cancel refund or zero win of a round) lands on any session we issued to the player,
+        live, replaced, revoked or expired, until the grace period after its expiry; whatever the player's status.
+        The live session is on the account already read; an older one costs one read of its record, once."""
+        token_hash = hash_token(token, self.secrets.session_key())
+        records: dict[str, SessionRecord | None] = {}
+
+        def allowed(account: Account) -> bool:
+            now = self.clock()
+            if account.session_hash is not None and hash_matches(token_hash, account.session_hash):
+                return account.session_expires_at is not None and now < (
+                    account.session_expires_at + self.credit_grace_seconds
+                )
+            if account.player_id not in records:
+                records[account.player_id] = self.repository.get_session(account.player_id, token_hash)
+            record = records[account.player_id]
+            return record is not None and record.covers_credit_at(now, self.credit_grace_seconds)
+
+        return allowed
 
     # --- the one money mover, for games and operators alike ---------------------------------------------------------
 
@@ -228,28 +285,31 @@ class Wallet:
         *,
         authorize: Authorize = _always,
         kind: str | None = None,
+        new_status: PlayerStatus | None = None,
     ) -> MoveResult:
-        """Move `-minus +plus` on the player's account exactly once for this (source, key)."""
+        """Move `-minus +plus` on the player's account exactly once for this key: (player, trx_id) for a game,
+        the global reference for an operator. With `new_status` the account also takes that status."""
         request_print = fingerprint(player_id, minus, plus, tag)
         give_up_at = time.monotonic() + self.retry_budget_seconds
         # After a lost version race the failed write hands back the account as it now is (ALL_OLD), so the next
         # attempt starts from that instead of reading again: half the calls per retry, and a shorter race window.
         account: Account | None = None
+        scoped = False  # another player used this game trx_id first: this player's entry goes in its own slot
         for attempt in range(1, self.max_write_attempts + 1):
             if attempt > 1 and time.monotonic() > give_up_at:
                 break  # a 503 now beats a Lambda timeout later: the provider retries either way
             if account is None:
-                found = self._read_for_move(player_id, source, key, authorize, request_print, attempt)
+                found = self._read_for_move(player_id, source, key, request_print, attempt)
                 if isinstance(found, MoveResult):
                     return found
                 if found is None:
                     self._back_off(attempt)
                     continue
-                account = found
+                account, scoped = found
             if not authorize(account):
-                return MoveResult(MoveStatus.UNAUTHORIZED, account, attempts=attempt)
+                return MoveResult(MoveStatus.UNAUTHORIZED, account, attempts=attempt, cross_player=scoped)
             if minus > account.balance:
-                return MoveResult(MoveStatus.INSUFFICIENT, account, attempts=attempt)
+                return MoveResult(MoveStatus.INSUFFICIENT, account, attempts=attempt, cross_player=scoped)
 
             now = self.clock()
             entry = LedgerEntry(
@@ -267,26 +327,21 @@ class Wallet:
                 tag=tag,
                 fingerprint=request_print,
                 account_version=account.version + 1,
+                scoped=scoped,
             )
-            outcome = self.repository.record(entry, account)
+            outcome = self.repository.record(entry, account, new_status)
             match outcome:
                 case Applied():
-                    after = Account(
-                        player_id,
-                        entry.balance_after,
-                        account.currency,
-                        entry.account_version,
-                        account.created_at,
-                        account.session_hash,
-                        account.session_expires_at,
-                    )
-                    return MoveResult(MoveStatus.APPLIED, after, entry, attempts=attempt)
+                    after = _account_after(account, entry, new_status)
+                    return MoveResult(MoveStatus.APPLIED, after, entry, attempts=attempt, cross_player=scoped)
                 case DuplicateEntry(existing=existing, latest=latest):
                     # A twin won the race for this key between our read and our write.
-                    current = latest or account
-                    if existing is None:
-                        return MoveResult(MoveStatus.DUPLICATE, current, entry, attempts=attempt)
-                    return self._duplicate(current, existing, request_print, attempt)
+                    if existing is None or (existing.player_id != player_id and source is Source.GAME and not scoped):
+                        # Whose entry it is decides what this is; or another player's transaction took the trx_id's
+                        # first slot in between: read again, which finds this player's own slot.
+                        account = None
+                        continue
+                    return self._duplicate(latest or account, existing, request_print, attempt, scoped)
                 case StaleAccount(latest=latest):
                     account = latest  # None (no item came back) reads again
                     self._back_off(attempt)
@@ -296,26 +351,35 @@ class Wallet:
         raise BillingContended(f"account {player_id} kept changing: gave up after {attempt} attempts")
 
     def _read_for_move(
-        self, player_id: str, source: Source, key: str, authorize: Authorize, request_print: str, attempt: int
-    ) -> Account | MoveResult | None:
-        """The account to move, a final result (no account, a replay), or None when a write was in flight."""
+        self, player_id: str, source: Source, key: str, request_print: str, attempt: int
+    ) -> tuple[Account, bool] | MoveResult | None:
+        """The account to move and whether the entry goes in the player's own slot; or a final result (no account, a
+        replay); or None when a write was in flight."""
         try:
             account, earlier = self.repository.get_account_and_entry(player_id, source, key)
         except ReadContended:
             return None
         if account is None:
             return MoveResult(MoveStatus.NO_ACCOUNT, attempts=attempt)
+        scoped = False
+        if earlier is not None and earlier.player_id != player_id and source is Source.GAME:
+            # Another player's transaction holds this trx_id (a provider whose ids are unique per player, or a
+            # provider bug). A retry always comes for the same player, so this one is the player's own transaction.
+            scoped = True
+            earlier = self.repository.get_entry(source, key, scoped_to=player_id)
         if earlier is not None:
             # A replay. It moves nothing and reports the current balance; the protocol puts that before the
-            # session check for the same player, so a retry after the session was replaced still sees OK.
-            if earlier.player_id != player_id and not authorize(account):
-                return MoveResult(MoveStatus.UNAUTHORIZED, account, attempts=attempt)
-            return self._duplicate(account, earlier, request_print, attempt)
-        return account
+            # session check, so a retry after the session was replaced still sees OK.
+            return self._duplicate(account, earlier, request_print, attempt, scoped)
+        return account, scoped
 
-    def _duplicate(self, account: Account, earlier: LedgerEntry, request_print: str, attempt: int) -> MoveResult:
+    def _duplicate(
+        self, account: Account, earlier: LedgerEntry, request_print: str, attempt: int, cross_player: bool
+    ) -> MoveResult:
         conflict = bool(earlier.fingerprint) and earlier.fingerprint != request_print
-        return MoveResult(MoveStatus.DUPLICATE, account, earlier, conflict=conflict, attempts=attempt)
+        return MoveResult(
+            MoveStatus.DUPLICATE, account, earlier, conflict=conflict, attempts=attempt, cross_player=cross_player
+        )
 
     def _back_off(self, attempt: int) -> None:
         # Full jitter, capped: contention is per player, so a few milliseconds usually clear it.
@@ -353,32 +417,82 @@ class Wallet:
 
     def deposit(self, player_id: str, amount: Decimal | str, ref: str) -> MoveResult:
         value = _operator_amount(amount, "amount")
-        return self._operator_move(player_id, ref, Decimal(0), value, "deposit")
+        # A closed account takes no new money; what remains can still be withdrawn.
+        return self._operator_move(
+            player_id, ref, Decimal(0), value, "deposit", authorize=lambda a: a.status is not PlayerStatus.CLOSED
+        )
 
     def withdraw(self, player_id: str, amount: Decimal | str, ref: str) -> MoveResult:
         value = _operator_amount(amount, "amount")
         return self._operator_move(player_id, ref, value, Decimal(0), "withdrawal")
 
-    def _operator_move(self, player_id: str, ref: str, minus: Decimal, plus: Decimal, kind: str) -> MoveResult:
+    def _operator_move(
+        self, player_id: str, ref: str, minus: Decimal, plus: Decimal, kind: str, authorize: Authorize = _always
+    ) -> MoveResult:
         check_player_id(player_id)
         if not OPERATOR_REF.fullmatch(ref):
             raise OperatorError("ref must be 1-128 characters of letters, digits, '_', '-', '.' or ':'")
         result = self.move(
-            player_id, Source.OPERATOR, ref, minus, plus, {"operator": kind, "ref": ref}, None, kind=kind
+            player_id,
+            Source.OPERATOR,
+            ref,
+            minus,
+            plus,
+            {"operator": kind, "ref": ref},
+            None,
+            authorize=authorize,
+            kind=kind,
         )
         if result.status is MoveStatus.NO_ACCOUNT:
             raise OperatorError(f"unknown player {player_id}")
+        if result.status is MoveStatus.UNAUTHORIZED:
+            assert result.account is not None
+            raise OperatorError(f"player {player_id} is {result.account.status}: {kind}s are refused")
         if result.status is MoveStatus.INSUFFICIENT:
             raise OperatorError(f"not enough money: balance {result.balance}, withdrawal {minus}")
         if result.conflict:
             raise OperatorError(f"ref {ref} was used before for a different movement")
         return result
 
-    def new_session(self, player_id: str) -> IssuedSession:
-        issued = issue_session(player_id, self.secrets.session_key(), self.clock(), self.session_seconds)
-        if not self.repository.set_session(player_id, issued.token_hash, issued.expires_at):
+    def set_status(self, player_id: str, status: PlayerStatus | str, reason: str, by: str) -> MoveResult:
+        """Set the player's status, as a ledger entry that moves no money (who, when, why). A player who is no
+        longer active loses the live session at once; money owed on their sessions still lands."""
+        check_player_id(player_id)
+        try:
+            new_status = PlayerStatus(status)
+        except ValueError:
+            raise OperatorError(f"status must be one of {', '.join(s.value for s in PlayerStatus)}") from None
+        tag = {
+            "operator": "status",
+            "status": new_status.value,
+            "reason": _operator_text(reason, "reason", MAX_REASON_LENGTH),
+            "by": _operator_text(by, "by", MAX_OPERATOR_NAME_LENGTH),
+        }
+        key = f"{STATUS_PREFIX}{player_id}#{uuid.uuid4().hex}"
+        zero = Decimal(0)
+        result = self.move(player_id, Source.OPERATOR, key, zero, zero, tag, None, kind="status", new_status=new_status)
+        if result.status is MoveStatus.NO_ACCOUNT:
             raise OperatorError(f"unknown player {player_id}")
+        return result
+
+    def new_session(self, player_id: str) -> IssuedSession:
+        """A new live session for an active player; the previous one is replaced (money owed on it still lands)."""
+        issued = issue_session(player_id, self.secrets.session_key(), self.clock(), self.session_seconds)
+        # The record is kept (the table's TTL) for as long as money owed on the session may still land.
+        match self.repository.start_session(issued.record, issued.expires_at + self.credit_grace_seconds):
+            case NoSuchAccount():
+                raise OperatorError(f"unknown player {player_id}")
+            case AccountNotActive(status=status):
+                raise OperatorError(f"player {player_id} is {status}: no new session")
         return issued
+
+    def revoke_session(self, player_id: str) -> bool:
+        """End the player's live session (log-out). True if there was one. Money owed on it still lands."""
+        check_player_id(player_id)
+        revoked = self.repository.end_session(player_id)
+        if revoked is None:
+            raise OperatorError(f"unknown player {player_id}")
+        return revoked
 
     def account(self, player_id: str) -> Account:
         check_player_id(player_id)
@@ -427,6 +541,27 @@ class Wallet:
         }
 
 
+def _account_after(account: Account, entry: LedgerEntry, new_status: PlayerStatus | None) -> Account:
+    """The account as `entry` left it (what repository.record wrote)."""
+    after = replace(account, balance=entry.balance_after, version=entry.account_version)
+    if new_status is None:
+        return after
+    if new_status is PlayerStatus.ACTIVE:
+        return replace(after, status=new_status)
+    return replace(after, status=new_status, session_hash=None, session_expires_at=None)
+
+
+def _operator_text(value: str, field: str, max_length: int) -> str:
+    text = value.strip()
+    if not 1 <= len(text) <= max_length:
+        raise OperatorError(f"{field} must be 1-{max_length} characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise OperatorError(f"{field} is not valid text") from None
+    return text
+
+
 def _operator_amount(value: Decimal | str, field: str, *, allow_zero: bool = False) -> Decimal:
     try:
         amount = parse_amount(value, field)
@@ -444,5 +579,6 @@ def build_wallet(settings: Settings | None = None) -> Wallet:
         WalletRepository(settings.table_name, make_client()),
         Secrets(settings),
         session_seconds=settings.session_seconds,
+        credit_grace_seconds=settings.credit_grace_days * 24 * 60 * 60,
         max_write_attempts=settings.max_write_attempts,
     )

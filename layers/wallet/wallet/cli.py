@@ -7,7 +7,9 @@ boto3's own AWS_ENDPOINT_URL_DYNAMODB / AWS_REGION. Every command prints JSON an
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -18,7 +20,7 @@ from pydantic import ValidationError
 
 from wallet.audit import AuditReport
 from wallet.billing import MoveResult, OperatorError, Wallet, build_wallet
-from wallet.ledger import Account
+from wallet.ledger import Account, PlayerStatus
 from wallet.money import format_number
 from wallet.repository import RepositoryUnavailable
 from wallet.sessions import InvalidPlayerId
@@ -30,6 +32,7 @@ def _account_json(account: Account) -> dict[str, Any]:
         "player": account.player_id,
         "balance": _number(account.balance),
         "currency": account.currency,
+        "status": account.status.value,
         "version": account.version,
         "created_at": account.created_at,
         "session_expires_at": account.session_expires_at,
@@ -63,9 +66,27 @@ def _withdraw(wallet: Wallet, args: argparse.Namespace) -> Any:
     return _move_json(wallet.withdraw(args.player, args.amount, args.ref))
 
 
+def _player_status(wallet: Wallet, args: argparse.Namespace) -> Any:
+    result = wallet.set_status(args.player, args.status, args.reason, args.by or _operator_name())
+    assert result.account is not None
+    return {**_account_json(result.account), "entry": result.entry.as_json() if result.entry else None}
+
+
+def _operator_name() -> str:
+    """Who made an operator change, for the ledger: WALLET_OPERATOR, else the login name."""
+    try:
+        return os.environ.get("WALLET_OPERATOR") or getpass.getuser()
+    except OSError:  # no login name (a container without a passwd entry)
+        return "unknown"
+
+
 def _session_new(wallet: Wallet, args: argparse.Namespace) -> Any:
     issued = wallet.new_session(args.player)
     return {"player": issued.player_id, "session": issued.token, "expires_at": issued.expires_at}
+
+
+def _session_revoke(wallet: Wallet, args: argparse.Namespace) -> Any:
+    return {"player": args.player, "revoked": wallet.revoke_session(args.player)}
 
 
 def _balance(wallet: Wallet, args: argparse.Namespace) -> Any:
@@ -95,12 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wallet", description="Seamless-wallet operator CLI")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    player = commands.add_parser("player", help="players").add_subparsers(dest="player_command", required=True)
-    create = player.add_parser("create", help="create a player account")
-    create.add_argument("player")
-    create.add_argument("--currency", default="FUN")
-    create.add_argument("--balance", default="0", help="opening balance (recorded in the ledger)")
-    create.set_defaults(run=_player_create)
+    _add_player_and_session_commands(commands)
 
     for name, run, help_text in (("deposit", _deposit, "credit a player"), ("withdraw", _withdraw, "debit a player")):
         sub = commands.add_parser(name, help=f"{help_text}; idempotent by --ref")
@@ -109,12 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--ref", required=True, help="the operator's unique reference (idempotency key)")
         sub.set_defaults(run=run)
 
-    session = commands.add_parser("session", help="game sessions").add_subparsers(dest="session_command", required=True)
-    new = session.add_parser("new", help="issue a session (revokes the previous one)")
-    new.add_argument("player")
-    new.set_defaults(run=_session_new)
-
-    balance = commands.add_parser("balance", help="a player's balance")
+    balance = commands.add_parser("balance", help="a player's balance and status")
     balance.add_argument("player")
     balance.set_defaults(run=_balance)
 
@@ -144,8 +155,34 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--dynamodb-port", type=int, default=8000)
     local.add_argument("--host", default="127.0.0.1")
     local.add_argument("--instances", type=int, default=8, help="Lambda instances per function (processes)")
+    local.add_argument("--session-seconds", type=int, help="session lifetime (default 24 h; short ones for tests)")
     local.set_defaults(run=None, local=True)
     return parser
+
+
+def _add_player_and_session_commands(commands: Any) -> None:
+    player = commands.add_parser("player", help="players").add_subparsers(dest="player_command", required=True)
+    create = player.add_parser("create", help="create a player account")
+    create.add_argument("player")
+    create.add_argument("--currency", default="FUN")
+    create.add_argument("--balance", default="0", help="opening balance (recorded in the ledger)")
+    create.set_defaults(run=_player_create)
+    status = player.add_parser(
+        "status", help="set a player's status (recorded in the ledger); only active players can play"
+    )
+    status.add_argument("player")
+    status.add_argument("status", choices=[s.value for s in PlayerStatus])
+    status.add_argument("--reason", required=True, help="why (kept in the player's history)")
+    status.add_argument("--by", help="who (default: WALLET_OPERATOR or the login name)")
+    status.set_defaults(run=_player_status)
+
+    session = commands.add_parser("session", help="game sessions").add_subparsers(dest="session_command", required=True)
+    new = session.add_parser("new", help="issue a session (replaces the previous one; wins on that still land)")
+    new.add_argument("player")
+    new.set_defaults(run=_session_new)
+    revoke = session.add_parser("revoke", help="end the live session (log-out); wins on it still land")
+    revoke.add_argument("player")
+    revoke.set_defaults(run=_session_revoke)
 
 
 def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet] = build_wallet) -> int:
@@ -157,7 +194,11 @@ def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet]
             return _fail("`wallet local` runs from a source checkout (pip install -e .)")
         return int(
             run_local_stack(
-                host=args.host, port=args.port, dynamodb_port=args.dynamodb_port, max_instances=args.instances
+                host=args.host,
+                port=args.port,
+                dynamodb_port=args.dynamodb_port,
+                max_instances=args.instances,
+                session_seconds=args.session_seconds,
             )
         )
     if getattr(args, "games_sync", False):

@@ -16,8 +16,17 @@ from wallet.money import format_number
 class Source(StrEnum):
     """Who asked for the movement; each source has its own idempotency-key namespace."""
 
-    GAME = "game"  # the provider's Games Server, keyed by its trx_id
-    OPERATOR = "operator"  # deposits, withdrawals and opening balances, keyed by the operator's reference
+    GAME = "game"  # the provider's Games Server, keyed by the player and its trx_id
+    OPERATOR = "operator"  # deposits, withdrawals, opening balances and status changes, keyed by a global reference
+
+
+class PlayerStatus(StrEnum):
+    """Set by the operator. Only an active player gets new sessions and can be debited by a game."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    SELF_EXCLUDED = "self_excluded"
+    CLOSED = "closed"
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,11 @@ class Account:
     created_at: str
     session_hash: str | None = None
     session_expires_at: int | None = None
+    status: PlayerStatus = PlayerStatus.ACTIVE
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is PlayerStatus.ACTIVE
 
 
 @dataclass(frozen=True)
@@ -49,9 +63,15 @@ class LedgerEntry:
     # The account version this entry produced: per player the entries' versions run 1, 2, 3... with no gap, so a
     # lost or doubled write shows as a break in the chain (see wallet.audit).
     account_version: int = 0
+    # A game trx_id that another player had used first: this player's own transaction, stored in its own slot
+    # (see PROTOCOL.md, "a trx_id per player").
+    scoped: bool = False
 
     @property
     def entry_id(self) -> str:
+        """Unique per entry: a game transaction is the player's trx_id; an operator reference is global."""
+        if self.source is Source.GAME:
+            return f"{self.source.value}:{self.player_id}:{self.key}"
         return f"{self.source.value}:{self.key}"
 
     def as_json(self) -> dict[str, Any]:

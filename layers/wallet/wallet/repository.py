@@ -1,8 +1,10 @@
 """The DynamoDB single-table repository: the only module that speaks DynamoDB.
 
 Items (see docs/TABLE.md for the access patterns):
-  account  pk=PLAYER#<player>          sk=ACCOUNT  balance, currency, version, session_hash, session_expires_at
+  account  pk=PLAYER#<player>          sk=ACCOUNT  balance, currency, version, status, session_hash, session_expires_at
+  session  pk=PLAYER#<player>          sk=SESSION#<hash>  issued_at, expires_at, purge_at (TTL: expiry + grace)
   entry    pk=ENTRY#<source>:<key>     sk=ENTRY    player, minus, plus, balance_before/after, tag, game_uuid, time
+           (sk=ENTRY#<player> for a game trx_id that another player used first: that player's own transaction)
            gsi1pk=PLAYER#<player>  gsi1sk=<time>#<entry_id>   (index by_player: a player's history by time)
            gsi2pk=ROUND#<game_uuid> gsi2sk=<time>#<entry_id>  (index by_round: a round's entries; sparse)
 
@@ -21,14 +23,19 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from wallet.ledger import Account, LedgerEntry, Source
+from wallet.ledger import Account, LedgerEntry, PlayerStatus, Source
 from wallet.money import parse_stored
+from wallet.sessions import SessionRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import UpdateTypeDef
 
 ACCOUNT_SK = "ACCOUNT"
 ENTRY_SK = "ENTRY"
+SESSION_SK_PREFIX = "SESSION#"
+# The table's TTL attribute (template.yaml): only session records carry it; entries and accounts are never deleted.
+PURGE_AT = "purge_at"
 BY_PLAYER_INDEX = "by_player"
 BY_ROUND_INDEX = "by_round"
 
@@ -77,12 +84,37 @@ class Contended:
 WriteOutcome = Applied | DuplicateEntry | StaleAccount | Contended
 
 
+@dataclass(frozen=True)
+class SessionStarted:
+    pass
+
+
+@dataclass(frozen=True)
+class NoSuchAccount:
+    pass
+
+
+@dataclass(frozen=True)
+class AccountNotActive:
+    status: PlayerStatus
+
+
+SessionOutcome = SessionStarted | NoSuchAccount | AccountNotActive
+
+
 def account_key(player_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"PLAYER#{player_id}"}, "sk": {"S": ACCOUNT_SK}}
 
 
-def entry_key(source: Source, key: str) -> dict[str, Any]:
-    return {"pk": {"S": f"ENTRY#{source.value}:{key}"}, "sk": {"S": ENTRY_SK}}
+def session_key(player_id: str, token_hash: str) -> dict[str, Any]:
+    return {"pk": {"S": f"PLAYER#{player_id}"}, "sk": {"S": f"{SESSION_SK_PREFIX}{token_hash}"}}
+
+
+def entry_key(source: Source, key: str, scoped_to: str | None = None) -> dict[str, Any]:
+    """The first use of a key has the slot ENTRY; another player's transaction with a used game trx_id has its own
+    slot under the same pk (the sort key keeps the two apart whatever characters a trx_id holds)."""
+    sort_key = f"{ENTRY_SK}#{scoped_to}" if scoped_to else ENTRY_SK
+    return {"pk": {"S": f"ENTRY#{source.value}:{key}"}, "sk": {"S": sort_key}}
 
 
 def make_client(endpoint_url: str | None = None, region: str | None = None) -> DynamoDBClient:
@@ -101,12 +133,25 @@ class WalletRepository:
     # --- reads --------------------------------------------------------------------------------------------------
 
     def get_account(self, player_id: str) -> Account | None:
-        try:
-            response = self.client.get_item(TableName=self.table_name, Key=account_key(player_id), ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise RepositoryUnavailable(_describe(exc)) from exc
-        item = response.get("Item")
+        item = self._get_item(account_key(player_id))
         return _account_from_item(item) if item else None
+
+    def get_entry(self, source: Source, key: str, scoped_to: str | None = None) -> LedgerEntry | None:
+        """The entry in this slot (strongly consistent), or None."""
+        item = self._get_item(entry_key(source, key, scoped_to))
+        return _entry_from_item(item) if item else None
+
+    def get_session(self, player_id: str, token_hash: str) -> SessionRecord | None:
+        """A session we issued to this player, while its record is kept (strongly consistent), or None."""
+        item = self._get_item(session_key(player_id, token_hash))
+        if not item:
+            return None
+        return SessionRecord(
+            player_id=player_id,
+            token_hash=token_hash,
+            issued_at=int(item["issued_at"]["N"]),
+            expires_at=int(item["expires_at"]["N"]),
+        )
 
     def get_account_and_entry(
         self, player_id: str, source: Source, key: str
@@ -145,16 +190,44 @@ class WalletRepository:
             yield _account_from_item(item)
 
     def iter_entries(self) -> Iterator[LedgerEntry]:
-        for item in self._scan("begins_with(pk, :prefix) AND sk = :sk", "ENTRY#", ENTRY_SK):
+        for item in self._scan("begins_with(pk, :prefix) AND begins_with(sk, :sk)", "ENTRY#", ENTRY_SK):
             yield _entry_from_item(item)
 
     # --- writes -------------------------------------------------------------------------------------------------
 
-    def record(self, entry: LedgerEntry, expected: Account) -> WriteOutcome:
+    def record(self, entry: LedgerEntry, expected: Account, new_status: PlayerStatus | None = None) -> WriteOutcome:
         """Put `entry` if its key is new and move the account from `expected` to entry.balance_after (and to version
-        entry.account_version, which must be expected.version + 1), atomically."""
+        entry.account_version, which must be expected.version + 1), atomically. With `new_status`, the account takes
+        that status in the same write, and a player who is no longer active loses the live session."""
         if entry.account_version != expected.version + 1:
             raise ValueError("an entry must produce the version after the one read")
+        update = "SET balance = :after, version = :next, updated_at = :now"
+        values: dict[str, Any] = {
+            ":after": {"N": str(entry.balance_after)},
+            ":before": {"N": str(entry.balance_before)},
+            ":expected": {"N": str(expected.version)},
+            ":next": {"N": str(entry.account_version)},
+            ":now": {"S": entry.created_at},
+        }
+        names: dict[str, str] = {}
+        if new_status is not None:
+            update += ", #status = :status"
+            values[":status"] = {"S": new_status.value}
+            names["#status"] = "status"  # a DynamoDB reserved word
+            if new_status is not PlayerStatus.ACTIVE:
+                update += " REMOVE session_hash, session_expires_at"
+        account_update: UpdateTypeDef = {
+            "TableName": self.table_name,
+            "Key": account_key(entry.player_id),
+            # The new balance is computed from the version read; the version and balance guard make a concurrent
+            # movement fail this one instead of being overwritten.
+            "UpdateExpression": update,
+            "ConditionExpression": "version = :expected AND balance = :before",
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if names:
+            account_update["ExpressionAttributeNames"] = names
         try:
             self.client.transact_write_items(
                 TransactItems=[
@@ -166,24 +239,7 @@ class WalletRepository:
                             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                         }
                     },
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": account_key(entry.player_id),
-                            # The new balance is computed from the version read; the version and balance guard make
-                            # a concurrent movement fail this one instead of being overwritten.
-                            "UpdateExpression": "SET balance = :after, version = :next, updated_at = :now",
-                            "ConditionExpression": "version = :expected AND balance = :before",
-                            "ExpressionAttributeValues": {
-                                ":after": {"N": str(entry.balance_after)},
-                                ":before": {"N": str(entry.balance_before)},
-                                ":expected": {"N": str(expected.version)},
-                                ":next": {"N": str(entry.account_version)},
-                                ":now": {"S": entry.created_at},
-                            },
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
+                    {"Update": account_update},
                 ]
             )
         except ClientError as exc:
@@ -226,25 +282,83 @@ class WalletRepository:
             raise RepositoryUnavailable(_describe(exc)) from exc
         return True
 
-    def set_session(self, player_id: str, session_hash: str, expires_at: int) -> bool:
-        """Make this the player's only live session (the previous hash is overwritten). False if no such player."""
+    def start_session(self, session: SessionRecord, purge_at: int) -> SessionOutcome:
+        """Make this the player's only live session (the previous hash is overwritten) if the player is active, and
+        keep its record until `purge_at` (the table's TTL), in one transaction."""
         try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=account_key(player_id),
-                UpdateExpression="SET session_hash = :hash, session_expires_at = :expires",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":hash": {"S": session_hash}, ":expires": {"N": str(expires_at)}},
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": account_key(session.player_id),
+                            "UpdateExpression": "SET session_hash = :hash, session_expires_at = :expires",
+                            # Accounts created before statuses existed have none: they are active.
+                            "ConditionExpression": (
+                                "attribute_exists(pk) AND (attribute_not_exists(#status) OR #status = :active)"
+                            ),
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": {
+                                ":hash": {"S": session.token_hash},
+                                ":expires": {"N": str(session.expires_at)},
+                                ":active": {"S": PlayerStatus.ACTIVE.value},
+                            },
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": {
+                                **session_key(session.player_id, session.token_hash),
+                                "type": {"S": "session"},
+                                "player_id": {"S": session.player_id},
+                                "issued_at": {"N": str(session.issued_at)},
+                                "expires_at": {"N": str(session.expires_at)},
+                                PURGE_AT: {"N": str(purge_at)},
+                            },
+                        }
+                    },
+                ]
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
+            if _error_code(exc) == "TransactionCanceledException":
+                reasons = _cancellation_reasons(exc)
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    old = reasons[0].get("Item")
+                    return AccountNotActive(_account_from_item(old).status) if old else NoSuchAccount()
             raise RepositoryUnavailable(_describe(exc)) from exc
         except BotoCoreError as exc:
             raise RepositoryUnavailable(_describe(exc)) from exc
-        return True
+        return SessionStarted()
+
+    def end_session(self, player_id: str) -> bool | None:
+        """End the player's live session (log-out): True if there was one, False if not, None if no such player.
+        The session's record stays, so money owed on it still lands within the grace period."""
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key=account_key(player_id),
+                UpdateExpression="REMOVE session_hash, session_expires_at",
+                ConditionExpression="attribute_exists(pk)",
+                ReturnValues="UPDATED_OLD",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        except BotoCoreError as exc:
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        return "session_hash" in response.get("Attributes", {})
 
     # --- helpers ------------------------------------------------------------------------------------------------
+
+    def _get_item(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            response = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise RepositoryUnavailable(_describe(exc)) from exc
+        return response.get("Item")
 
     def _query(
         self, index: str, key_name: str, key_value: str, limit: int | None, newest_first: bool
@@ -300,6 +414,7 @@ def _account_item(account: Account) -> dict[str, Any]:
         "currency": {"S": account.currency},
         "version": {"N": str(account.version)},
         "created_at": {"S": account.created_at},
+        "status": {"S": account.status.value},
     }
     if account.session_hash is not None and account.session_expires_at is not None:
         item["session_hash"] = {"S": account.session_hash}
@@ -317,13 +432,14 @@ def _account_from_item(item: dict[str, Any]) -> Account:
         created_at=item["created_at"]["S"],
         session_hash=item["session_hash"]["S"] if "session_hash" in item else None,
         session_expires_at=int(item["session_expires_at"]["N"]) if "session_expires_at" in item else None,
+        status=PlayerStatus(item["status"]["S"]) if "status" in item else PlayerStatus.ACTIVE,
     )
 
 
 def _entry_item(entry: LedgerEntry) -> dict[str, Any]:
     sort_key = f"{entry.created_at}#{entry.entry_id}"
     item: dict[str, Any] = {
-        **entry_key(entry.source, entry.key),
+        **entry_key(entry.source, entry.key, entry.player_id if entry.scoped else None),
         "type": {"S": "entry"},
         "source": {"S": entry.source.value},
         "trx_id": {"S": entry.key},
@@ -365,6 +481,7 @@ def _entry_from_item(item: dict[str, Any]) -> LedgerEntry:
         tag=tag,
         fingerprint=item.get("fingerprint", {}).get("S", ""),
         account_version=int(item.get("account_version", {}).get("N", "0")),
+        scoped=item["sk"]["S"] != ENTRY_SK,
     )
 
 

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 SECRET_CACHE_SECONDS = 300
+DEFAULT_CREDIT_GRACE_DAYS = 30
+MAX_CREDIT_GRACE_DAYS = 3650
 # A cold start waits on this call: fail within seconds (a 500, the provider retries) rather than botocore's 60 s.
 SSM_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3})
 
@@ -37,6 +39,8 @@ class Settings(BaseModel):
     session_key: SecretStr | None = None
     session_key_parameter: str | None = None
     session_seconds: Annotated[int, Field(gt=0, le=MAX_SESSION_SECONDS)] = MAX_SESSION_SECONDS
+    # How long after a session expired a win, cancel refund or zero win on it still lands (docs/PROTOCOL.md).
+    credit_grace_days: Annotated[int, Field(ge=1, le=MAX_CREDIT_GRACE_DAYS)] = DEFAULT_CREDIT_GRACE_DAYS
     max_write_attempts: Annotated[int, Field(ge=1, le=50)] = 10
     default_currency: Annotated[str, Field(min_length=1, max_length=16)] = "FUN"
 
@@ -60,6 +64,7 @@ class Settings(BaseModel):
             "session_key": env.get("WALLET_SESSION_KEY") or None,
             "session_key_parameter": env.get("WALLET_SESSION_KEY_PARAMETER") or None,
             "session_seconds": env.get("WALLET_SESSION_SECONDS") or MAX_SESSION_SECONDS,
+            "credit_grace_days": env.get("WALLET_CREDIT_GRACE_DAYS") or DEFAULT_CREDIT_GRACE_DAYS,
             "max_write_attempts": env.get("WALLET_MAX_WRITE_ATTEMPTS") or 10,
             "default_currency": env.get("WALLET_DEFAULT_CURRENCY") or "FUN",
         }
