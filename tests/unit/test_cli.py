@@ -144,6 +144,55 @@ def test_balance(cli: Cli) -> None:
     assert cli.ok("balance", "p1")["balance"] == "1000.5"
 
 
+def test_balance_shows_the_status(cli: Cli) -> None:
+    assert cli.ok("balance", "p1")["status"] == "active"
+
+
+def test_player_status(cli: Cli, player: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, session = player
+    monkeypatch.setenv("WALLET_OPERATOR", "carol")
+    out = cli.ok("player", "status", "p1", "suspended", "--reason", "KYC documents expired")
+    assert (out["player"], out["status"], out["balance"], out["session_expires_at"]) == ("p1", "suspended", 1000, None)
+    assert out["entry"]["kind"] == "status"
+    assert out["entry"]["tag"] == {
+        "operator": "status",
+        "status": "suspended",
+        "reason": "KYC documents expired",
+        "by": "carol",
+    }
+    assert cli.ok("balance", "p1")["status"] == "suspended"
+    assert cli.ok("history", "p1", "--limit", "1")[0]["tag"]["by"] == "carol"
+    assert "is suspended: no new session" in cli.fails("session", "new", "p1")
+    assert cli.wallet.handle_do(do_body(session, "t-1", 10, 0)).reply.status == "session_not_found"
+    by = cli.ok("player", "status", "p1", "closed", "--reason", "player request", "--by", "dave")
+    assert by["entry"]["tag"]["by"] == "dave"
+    assert "deposits are refused" in cli.fails("deposit", "p1", "5", "--ref", "dep-closed")
+    assert cli.ok("withdraw", "p1", "1000", "--ref", "wd-all")["balance"] == 0
+
+
+def test_player_status_errors(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "unknown player" in cli.fails("player", "status", "ghost", "closed", "--reason", "why")
+    assert "reason must be" in cli.fails("player", "status", "p1", "closed", "--reason", " ")
+    with pytest.raises(SystemExit):  # argparse: not one of the statuses, or no reason
+        main(["player", "status", "p1", "frozen", "--reason", "why"], wallet_factory=lambda: cli.wallet)
+    with pytest.raises(SystemExit):
+        main(["player", "status", "p1", "closed"], wallet_factory=lambda: cli.wallet)
+    capsys.readouterr()
+    assert cli.wallet.account("p1").version == 0
+
+
+def test_session_revoke(cli: Cli, player: tuple[str, str]) -> None:
+    _, session = player
+    tag = {"game": "slot", "game_id": "a_op", "game_uuid": "r-1"}
+    cli.wallet.handle_do(do_body(session, "t-bet", 100, 0, tag))
+    assert cli.ok("session", "revoke", "p1") == {"player": "p1", "revoked": True}
+    assert cli.ok("session", "revoke", "p1") == {"player": "p1", "revoked": False}
+    assert cli.ok("balance", "p1")["session_expires_at"] is None
+    assert cli.wallet.handle_do(do_body(session, "t-2", 10, 0, tag)).reply.status == "session_not_found"
+    assert cli.wallet.handle_do(do_body(session, "t-win", 0, 250, tag)).reply.balance == 1150  # money owed lands
+    assert "unknown player" in cli.fails("session", "revoke", "ghost")
+
+
 def test_history_and_round(cli: Cli, player: tuple[str, str]) -> None:
     _, session = player
     tag = {"game": "slot", "game_id": "a_op", "game_uuid": 4242}

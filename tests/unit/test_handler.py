@@ -379,6 +379,20 @@ def test_metrics(billing: Billing, capsys: pytest.CaptureFixture[str]) -> None:
     assert "SessionNotFound" in names("m-9", 1, 0)
 
 
+def test_cross_player_trx_id_is_counted_and_logged(billing: Billing, capsys: pytest.CaptureFixture[str]) -> None:
+    billing.do("shared-1", 100, 0)
+    billing.wallet.create_player("p2", "FUN", Decimal(300))
+    billing.session = billing.wallet.new_session("p2").token
+    billing.output()
+    assert_reply(billing.do("shared-1", 100, 0), '{"status":"OK","balance":200,"currency":"FUN"}')
+    out = billing.output()
+    assert "CrossPlayerTrxIds" in metric_names(out)
+    [line] = [line for line in logs(out) if line["message"].startswith("trx_id used before by another player")]
+    assert (line["player"], line["event"], line["level"]) == ("p2", "bet", "WARNING")
+    billing.do("own-1", 1, 0)
+    assert "CrossPlayerTrxIds" not in metric_names(billing.output())
+
+
 def test_write_retries_metric(
     billing: Billing, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

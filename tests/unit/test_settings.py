@@ -27,6 +27,7 @@ def test_defaults() -> None:
         None,
     )
     assert settings.session_seconds == 86400
+    assert settings.credit_grace_days == 30
     assert settings.max_write_attempts == 10
     assert settings.default_currency == "FUN"
 
@@ -40,8 +41,10 @@ def test_everything_from_env() -> None:
             "WALLET_SESSION_SECONDS": "3600",
             "WALLET_MAX_WRITE_ATTEMPTS": "5",
             "WALLET_DEFAULT_CURRENCY": "EUR",
+            "WALLET_CREDIT_GRACE_DAYS": "90",
         }
     )
+    assert settings.credit_grace_days == 90
     assert settings.salt is not None and settings.salt.get_secret_value() == "s4lt"
     assert settings.session_key is None
     assert settings.session_key_parameter == "/wallet/session-key"
@@ -74,6 +77,8 @@ def test_empty_values_mean_unset() -> None:
         {**BASE, "WALLET_SESSION_SECONDS": "0"},
         {**BASE, "WALLET_SESSION_SECONDS": "-5"},
         {**BASE, "WALLET_SESSION_SECONDS": "a day"},
+        {**BASE, "WALLET_CREDIT_GRACE_DAYS": "0"},
+        {**BASE, "WALLET_CREDIT_GRACE_DAYS": "3651"},
         {**BASE, "WALLET_MAX_WRITE_ATTEMPTS": "0"},
         {**BASE, "WALLET_MAX_WRITE_ATTEMPTS": "51"},
         {**BASE, "WALLET_DEFAULT_CURRENCY": "X" * 17},
