@@ -6,8 +6,11 @@ interleaving across players. The mix: slot and egame rounds (bet, then maybe a w
 packages with partial and full cancels and zero wins, bets larger than the balance, replays of earlier trx_ids
 (nothing moves, OK with the CURRENT balance, even a bet that no longer fits), concurrent duplicate pairs (two
 connections post the same body at the same moment), dropped replies (the provider retries the same body), and balance
-requests. At the end: every balance equals the model, `wallet audit` is clean, and the ledger holds exactly the
-accepted trx_ids plus the opening entries.
+requests. Sessions rotate mid-round: between a bet and its win, or a bet package and its cancels and zero win, the
+client issues its player a new session; the round's remaining credits still come on the old session and land (money
+owed), new bets use the new one, and a bet or a balance request on a replaced session is refused (session_not_found,
+nothing moves); replays keep the session their original carried. At the end: every balance equals the model, `wallet
+audit` is clean, and the ledger holds exactly the accepted trx_ids plus the opening entries.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ MAX_RETRIES = 10  # the provider's: up to 10 more attempts with the same body
 HTTP_TIMEOUT = 30.0
 CURRENCIES = ("FUN", "EUR", "USD")
 SEED = 20261125
+ROTATE = 0.04  # per round whose bet landed: a new session between the bet and the rest (~3% of steps)
+STALE_AT_ROTATION = 0.3  # right after a rotation: a bet on the replaced session, as if the provider had not seen it
+STALE = 0.02  # per step, for a player with a replaced session: a bet or a balance request on one of them
 
 
 # --- the stack -----------------------------------------------------------------------------------------------------
@@ -83,10 +89,11 @@ def stack() -> Iterator[Stack]:
 @dataclass
 class Player:
     player_id: str
-    session: str
+    session: str  # the live one: a rotation replaces it
     currency: str
     balance: Decimal
     accepted: list[tuple[str, str, Decimal]] = field(default_factory=list)  # (trx_id, body, minus) that moved
+    replaced: list[str] = field(default_factory=list)  # every session a rotation replaced, oldest first
 
 
 @dataclass
@@ -101,6 +108,10 @@ class Tally:
     balances: int = 0
     cancels: int = 0
     zero_wins: int = 0
+    rotations: int = 0  # a new session issued mid-round
+    old_session_credits: int = 0  # money owed sent on a replaced session: lands
+    old_session_replays: int = 0  # replays whose original carried a session replaced since
+    refused: int = 0  # a bet or a balance request on a replaced session: session_not_found
     mismatches: list[str] = field(default_factory=list)
 
     def add(self, other: Tally) -> None:
@@ -112,6 +123,7 @@ class Tally:
 
 
 Expected = tuple[str, Decimal, str]
+REFUSED = {"status": "session_not_found"}  # the whole reply: no balance, no currency
 
 
 def _amount(rng: random.Random, low: int, high: int) -> Decimal:
@@ -123,8 +135,9 @@ def _amount(rng: random.Random, low: int, high: int) -> Decimal:
 class Client:
     """One provider connection (plus a twin for the concurrent pairs) playing its own players."""
 
-    def __init__(self, index: int, url: str, players: list[Player], quota: int) -> None:
+    def __init__(self, index: int, url: str, wallet: Wallet, players: list[Player], quota: int) -> None:
         self.index = index
+        self.wallet = wallet  # the operator's side: issues the new sessions
         self.url = url + "/do"
         self.players = players
         self.quota = quota
@@ -158,7 +171,12 @@ class Client:
             return reply
         raise AssertionError(f"no reply after {attempts} attempts: {body}")
 
-    def check(self, what: str, reply: dict[str, Any], expected: Expected) -> None:
+    def check(self, what: str, reply: dict[str, Any], expected: Expected | None) -> None:
+        """`expected` None: refused for the session, exactly {"status": "session_not_found"}."""
+        if expected is None:
+            if reply != REFUSED:
+                self.tally.mismatches.append(f"client {self.index} {what}: got {reply}, expected {REFUSED}")
+            return
         status, balance, currency = expected
         got = (reply.get("status"), Decimal(str(reply.get("balance"))), reply.get("currency"))
         if set(reply) != {"status", "balance", "currency"} or got != (status, balance, currency):
@@ -170,12 +188,28 @@ class Client:
         self.serial += 1
         return f"c{self.index}-{self.serial}"
 
-    def money(self, player: Player, minus: Decimal, plus: Decimal, tag: dict[str, Any], how: str = "plain") -> bool:
-        """A new trx_id: the model decides the reply and moves its balance; True when the money moved."""
+    def money(
+        self,
+        player: Player,
+        minus: Decimal,
+        plus: Decimal,
+        tag: dict[str, Any],
+        how: str = "plain",
+        session: str | None = None,
+    ) -> bool:
+        """A new trx_id on `session` (the live one by default): the model decides the reply and moves its balance;
+        True when the money moved. On a replaced session only money owed (minus 0, a game_uuid) lands; the rest is
+        refused before the balance is looked at."""
         trx_id = self.trx_id()
-        body = do_body(player.session, trx_id, minus, plus, tag)
-        if minus > player.balance:
-            expected: Expected = ("not_enough_money", player.balance, player.currency)
+        session = session or player.session
+        body = do_body(session, trx_id, minus, plus, tag)
+        expected: Expected | None
+        if session != player.session and (minus > 0 or tag.get("game_uuid") in (None, "")):
+            expected = None
+            self.tally.refused += 1
+            moved = False
+        elif minus > player.balance:
+            expected = ("not_enough_money", player.balance, player.currency)
             self.tally.not_enough += 1
             moved = False
         else:
@@ -183,6 +217,7 @@ class Client:
             player.accepted.append((trx_id, body, minus))
             expected = ("OK", player.balance, player.currency)
             moved = True
+            self.tally.old_session_credits += session != player.session
         if how == "pair":
             self.tally.pairs += 1
             start = threading.Barrier(2)
@@ -209,12 +244,39 @@ class Client:
         )
         self.tally.replays += 1
         self.tally.replays_over_balance += minus > player.balance
+        self.tally.old_session_replays += json.loads(body)["session"] != player.session
         self.check(f"replay {trx_id}", self.post(body), ("OK", player.balance, player.currency))
 
-    def balance(self, player: Player) -> None:
-        self.tally.balances += 1
-        body = do_body(player.session, self.trx_id(), 0, 0, {"game": "slot", "game_id": ""})
-        self.check("balance", self.post(body), ("OK", player.balance, player.currency))
+    def balance(self, player: Player, session: str | None = None) -> None:
+        """A balance request: OK with the balance on the live session, refused on a replaced one."""
+        session = session or player.session
+        body = do_body(session, self.trx_id(), 0, 0, {"game": "slot", "game_id": ""})
+        if session == player.session:
+            self.tally.balances += 1
+            self.check("balance", self.post(body), ("OK", player.balance, player.currency))
+        else:
+            self.tally.refused += 1
+            self.check("balance on a replaced session", self.post(body), None)
+
+    def rotate(self, player: Player, session: str, tag: dict[str, Any]) -> None:
+        """Mid-round, after the bet on `session` landed: sometimes the player gets a new session (opened another
+        game); the round goes on on `session`, and the provider may still try a bet on it."""
+        if self.rng.random() >= ROTATE:
+            return
+        self.tally.rotations += 1
+        player.replaced.append(player.session)
+        player.session = self.wallet.new_session(player.player_id).token
+        if self.rng.random() < STALE_AT_ROTATION:
+            self.money(player, self.bet_size(player), Decimal(0), tag, session=session)
+
+    def stale(self, player: Player) -> None:
+        """A bet or a balance request on one of the player's replaced sessions: refused, nothing moves."""
+        session = self.rng.choice(player.replaced)
+        if self.rng.random() < 0.5:
+            self.balance(player, session)
+        else:
+            tag = {"game": "slot", "game_id": "a_op", "game_uuid": f"stale-{self.index}-{self.serial}"}
+            self.money(player, self.bet_size(player), Decimal(0), tag, session=session)
 
     def bet_size(self, player: Player) -> Decimal:
         ceiling = int(player.balance // 4) if player.balance >= 8 else 20
@@ -224,23 +286,34 @@ class Client:
         game_uuid = int(f"{self.index + 1}{self.serial:07d}")
         tag = {"game": "slot", "game_id": "a_op", "game_uuid": game_uuid, "lines": 9, "bet": 1, "denomination": 100}
         bet = self.bet_size(player)
-        if self.money(player, bet, Decimal(0), tag, how) and self.rng.random() < 0.45:
-            self.money(player, Decimal(0), _amount(self.rng, 1, int(bet) * 3 + 1), tag, how)
+        session = player.session
+        if not self.money(player, bet, Decimal(0), tag, how):
+            return
+        self.rotate(player, session, tag)
+        if self.rng.random() < 0.45:
+            self.money(player, Decimal(0), _amount(self.rng, 1, int(bet) * 3 + 1), tag, how, session)
 
     def egame_round(self, player: Player) -> None:
         game_uuid = f"EG-{self.index}-{self.serial}"
         bet = self.bet_size(player)
         tag = {"game": "egame", "game_id": "turbokeno", "game_uuid": game_uuid, "bets": [f"[0]:{bet}"], "result": [1]}
-        if self.money(player, bet, Decimal(0), tag) and self.rng.random() < 0.4:
-            self.money(player, Decimal(0), _amount(self.rng, 1, int(bet) * 5 + 1), {**tag, "result": [7, 7, 7]})
+        session = player.session
+        if not self.money(player, bet, Decimal(0), tag):
+            return
+        self.rotate(player, session, tag)
+        if self.rng.random() < 0.4:
+            win = _amount(self.rng, 1, int(bet) * 5 + 1)
+            self.money(player, Decimal(0), win, {**tag, "result": [7, 7, 7]}, session=session)
 
     def bet_package(self, player: Player) -> None:
         game_uuid = f"BP-{self.index}-{self.serial}"
         base = {"game": "bet", "game_id": "1009", "game_uuid": game_uuid, "round": 10000}
         bets = [_amount(self.rng, 1, max(1, int(player.balance // 12))) for _ in range(self.rng.randint(2, 4))]
         package = {**base, "bets": [f"[{i}]:{amount}" for i, amount in enumerate(bets)]}
+        session = player.session
         if not self.money(player, sum(bets, Decimal(0)), Decimal(0), package):
             return
+        self.rotate(player, session, package)
         roll = self.rng.random()
         cancelled = (
             []
@@ -253,11 +326,11 @@ class Client:
             self.tally.cancels += 1
             refund = sum((bets[i] for i in cancelled), Decimal(0))
             cancel_tag = {**base, "bets": [f"[{i}]:{bets[i]}" for i in cancelled], "cancel": True}
-            self.money(player, Decimal(0), refund, cancel_tag)
+            self.money(player, Decimal(0), refund, cancel_tag, session=session)
         if len(cancelled) < len(bets):
             win = Decimal(0) if self.rng.random() < 0.5 else _amount(self.rng, 1, int(sum(bets)) * 2 + 1)
             self.tally.zero_wins += win == 0
-            self.money(player, Decimal(0), win, {**base, "result": [str(win)]})
+            self.money(player, Decimal(0), win, {**base, "result": [str(win)]}, session=session)
 
     def too_big(self, player: Player) -> None:
         self.money(
@@ -273,6 +346,9 @@ class Client:
         try:
             while self.tally.posts < self.quota:
                 player = self.rng.choice(self.players)
+                if player.replaced and self.rng.random() < STALE:
+                    self.stale(player)
+                    continue
                 roll = self.rng.random()
                 # Per step; a round is 1-3 requests, so these come out near 10% replays and 5% pairs of requests.
                 if roll < 0.16 and player.accepted:
@@ -328,7 +404,7 @@ def test_ten_thousand_requests_from_32_clients_match_the_model(stack: Stack) -> 
     players = _create_players(wallet, rng)
     rng.shuffle(players)
     clients = [
-        Client(i, stack.url, players[i::CLIENTS], REQUESTS // CLIENTS + (i < REQUESTS % CLIENTS))
+        Client(i, stack.url, wallet, players[i::CLIENTS], REQUESTS // CLIENTS + (i < REQUESTS % CLIENTS))
         for i in range(CLIENTS)
     ]
 
@@ -347,6 +423,9 @@ def test_ten_thousand_requests_from_32_clients_match_the_model(stack: Stack) -> 
     # The mix really happened.
     assert total.replays_over_balance > 0 and total.pairs > 100 and total.drops > 100 and total.not_enough > 100
     assert total.cancels > 0 and total.zero_wins > 0 and total.balances > 0
+    # Sessions rotated mid-round: credits landed on replaced sessions, bets and balance requests on them were refused.
+    assert total.rotations > 0 and total.old_session_credits > 0
+    assert total.refused > 0 and total.old_session_replays > 0
 
     # Every balance is the model's.
     model = {p.player_id: p for p in players}
@@ -381,5 +460,7 @@ def test_ten_thousand_requests_from_32_clients_match_the_model(stack: Stack) -> 
         f"\nstress: {total.posts} requests in {elapsed:.1f} s = {total.posts / elapsed:.0f} req/s from {CLIENTS} "
         f"clients on {PLAYERS} players; retries seen {total.retries}; {len(accepted)} movements, "
         f"{total.replays} replays ({total.replays_over_balance} over the balance), {total.pairs} pairs, "
-        f"{total.drops} dropped replies, {total.not_enough} not_enough_money"
+        f"{total.drops} dropped replies, {total.not_enough} not_enough_money; {total.rotations} session rotations "
+        f"mid-round, {total.old_session_credits} credits on a replaced session, {total.old_session_replays} replays "
+        f"on one, {total.refused} refused on one (session_not_found)"
     )
