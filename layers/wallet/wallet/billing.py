@@ -364,9 +364,15 @@ class Wallet:
         scoped = False
         if earlier is not None and earlier.player_id != player_id and source is Source.GAME:
             # Another player's transaction holds this trx_id (a provider whose ids are unique per player, or a
-            # provider bug). A retry always comes for the same player, so this one is the player's own transaction.
+            # provider bug). A retry always comes for the same player, so this one is the player's own transaction:
+            # read the account again with the player's own slot, in one read, so a replay shows the current balance.
             scoped = True
-            earlier = self.repository.get_entry(source, key, scoped_to=player_id)
+            try:
+                account, earlier = self.repository.get_account_and_entry(player_id, source, key, scoped_to=player_id)
+            except ReadContended:
+                return None
+            if account is None:
+                return MoveResult(MoveStatus.NO_ACCOUNT, attempts=attempt)
         if earlier is not None:
             # A replay. It moves nothing and reports the current balance; the protocol puts that before the
             # session check, so a retry after the session was replaced still sees OK.

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from wallet.audit import AuditReport
-from wallet.billing import MoveResult, OperatorError, Wallet, build_wallet
+from wallet.billing import BillingContended, MoveResult, OperatorError, Wallet, build_wallet
 from wallet.ledger import Account, PlayerStatus
 from wallet.money import format_number
 from wallet.repository import RepositoryUnavailable
@@ -213,6 +213,8 @@ def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet]
         return _fail(str(exc))
     except RepositoryUnavailable as exc:
         return _fail(f"database unavailable: {exc}")
+    except BillingContended:
+        return _fail("the player's account is busy (many movements at this moment): nothing changed, try again")
     if isinstance(result, AuditReport):
         json.dump(result.as_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")

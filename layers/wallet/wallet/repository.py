@@ -136,11 +136,6 @@ class WalletRepository:
         item = self._get_item(account_key(player_id))
         return _account_from_item(item) if item else None
 
-    def get_entry(self, source: Source, key: str, scoped_to: str | None = None) -> LedgerEntry | None:
-        """The entry in this slot (strongly consistent), or None."""
-        item = self._get_item(entry_key(source, key, scoped_to))
-        return _entry_from_item(item) if item else None
-
     def get_session(self, player_id: str, token_hash: str) -> SessionRecord | None:
         """A session we issued to this player, while its record is kept (strongly consistent), or None."""
         item = self._get_item(session_key(player_id, token_hash))
@@ -154,14 +149,15 @@ class WalletRepository:
         )
 
     def get_account_and_entry(
-        self, player_id: str, source: Source, key: str
+        self, player_id: str, source: Source, key: str, scoped_to: str | None = None
     ) -> tuple[Account | None, LedgerEntry | None]:
-        """One serializable read of the account and of the entry with this key (to detect a replay)."""
+        """One serializable read of the account and of the entry with this key (to detect a replay): the key's first
+        slot, or with `scoped_to` that player's own slot."""
         try:
             response = self.client.transact_get_items(
                 TransactItems=[
                     {"Get": {"TableName": self.table_name, "Key": account_key(player_id)}},
-                    {"Get": {"TableName": self.table_name, "Key": entry_key(source, key)}},
+                    {"Get": {"TableName": self.table_name, "Key": entry_key(source, key, scoped_to)}},
                 ]
             )
         except ClientError as exc:
