@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -163,9 +164,9 @@ class GamesServer:
         return game_uuid, calls
 
 
-def start_test_stack(log_level: str, start_timeout: float = 90.0) -> LocalStackProcess:
-    """`wallet local` on free ports with the tests' salt and session key; a failed start fails the test with the
-    stack's output."""
+def start_test_stack(log_level: str, start_timeout: float = 90.0, extra_args: Sequence[str] = ()) -> LocalStackProcess:
+    """`wallet local` on free ports with the tests' salt and session key (and `extra_args`, more `wallet local`
+    options); a failed start fails the test with the stack's output."""
     process = LocalStackProcess(
         {
             "WALLET_SALT": SALT,
@@ -174,6 +175,7 @@ def start_test_stack(log_level: str, start_timeout: float = 90.0) -> LocalStackP
             "POWERTOOLS_METRICS_DISABLED": "true",
         },
         start_timeout=start_timeout,
+        extra_args=extra_args,
     )
     try:
         return process.start()

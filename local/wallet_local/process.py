@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -36,13 +37,17 @@ def clean_environ() -> dict[str, str]:
 
 
 class LocalStackProcess:
-    def __init__(self, environment: dict[str, str] | None = None, start_timeout: float = 90.0) -> None:
+    def __init__(
+        self, environment: dict[str, str] | None = None, start_timeout: float = 90.0, extra_args: Sequence[str] = ()
+    ) -> None:
         self.port = free_port()
         self.dynamodb_port = free_port()
         while self.dynamodb_port == self.port:
             self.dynamodb_port = free_port()
         self.environment = {**clean_environ(), "PYTHONUNBUFFERED": "1", **(environment or {})}
         self.start_timeout = start_timeout
+        # More `wallet local` options after the ports, e.g. ["--session-seconds", "3"].
+        self.extra_args = list(extra_args)
         self.process: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._lock = threading.Lock()
@@ -60,7 +65,15 @@ class LocalStackProcess:
 
     def start(self) -> LocalStackProcess:
         self.process = subprocess.Popen(
-            [str(WALLET), "local", "--port", str(self.port), "--dynamodb-port", str(self.dynamodb_port)],
+            [
+                str(WALLET),
+                "local",
+                "--port",
+                str(self.port),
+                "--dynamodb-port",
+                str(self.dynamodb_port),
+                *self.extra_args,
+            ],
             env=self.environment,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -318,15 +318,20 @@ def test_conflicting_replay_moves_nothing(stack: LocalStack, games: GamesServer,
 def test_a_trx_id_belongs_to_one_player(
     stack: LocalStack, games: GamesServer, book: Book, new_player: Callable[..., Player]
 ) -> None:
-    """Another player's request reusing a trx_id moves nothing for either of them."""
+    """A trx_id is unique per player: another player's request with a used trx_id is that player's own transaction
+    (its money moves, once); it is not a replay of the first player's, which moves nothing more."""
     other = Book(games, new_player(10000))
     first = book.bet(100)
     reused = games.call(other.player.session, minus=100, tag=Book._tag(), trx_id=first.trx_id)
-    assert reused.reply["status"] == "OK"
-    other.expect(reused)
+    other.moved(reused, minus=100)
+    again = games.call(other.player.session, minus=100, tag=Book._tag(), trx_id=first.trx_id)
+    other.expect(again)  # the other player's replay: nothing more moves
+    replay = games.call(book.player.session, minus=100, tag=Book._tag(), trx_id=first.trx_id)
+    book.expect(replay)
     other.ask()
     book.ask()
-    assert_ledger(stack, book, other)
+    ledger = assert_ledger(stack, book, other)
+    assert [sum(1 for e in history if e["trx_id"] == first.trx_id) for history in ledger.histories] == [1, 1]
 
 
 def test_exact_decimal_balances(stack: LocalStack, book: Book) -> None:

@@ -258,3 +258,11 @@ def test_history_with_a_non_positive_limit_is_a_usage_error(cli: Cli, limit: str
         code, err = exited.code, None
     assert code != 0
     assert err is None or not err["error"].startswith("database unavailable")
+
+
+@pytest.mark.parametrize("seconds", ["0", "-5", "86401", "1.5", "a day"])
+def test_local_refuses_a_session_lifetime_out_of_range(seconds: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["local", "--session-seconds", seconds])
+    assert stopped.value.code == 2
+    assert "--session-seconds: must be a whole number of seconds from 1 to 86400" in capsys.readouterr().err

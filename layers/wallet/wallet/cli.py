@@ -23,7 +23,7 @@ from wallet.billing import BillingContended, MoveResult, OperatorError, Wallet, 
 from wallet.ledger import Account, PlayerStatus
 from wallet.money import format_number
 from wallet.repository import RepositoryUnavailable
-from wallet.sessions import InvalidPlayerId
+from wallet.sessions import MAX_SESSION_SECONDS, InvalidPlayerId
 from wallet.settings import MissingSecret, Settings
 
 
@@ -70,6 +70,13 @@ def _player_status(wallet: Wallet, args: argparse.Namespace) -> Any:
     result = wallet.set_status(args.player, args.status, args.reason, args.by or _operator_name())
     assert result.account is not None
     return {**_account_json(result.account), "entry": result.entry.as_json() if result.entry else None}
+
+
+def _session_seconds(text: str) -> int:
+    seconds = int(text) if text.isdigit() else 0
+    if not 1 <= seconds <= MAX_SESSION_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds from 1 to {MAX_SESSION_SECONDS}")
+    return seconds
 
 
 def _operator_name() -> str:
@@ -155,7 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--dynamodb-port", type=int, default=8000)
     local.add_argument("--host", default="127.0.0.1")
     local.add_argument("--instances", type=int, default=8, help="Lambda instances per function (processes)")
-    local.add_argument("--session-seconds", type=int, help="session lifetime (default 24 h; short ones for tests)")
+    local.add_argument(
+        "--session-seconds",
+        type=_session_seconds,
+        help="session lifetime, 1-86400 (default 24 h; short ones for tests)",
+    )
     local.set_defaults(run=None, local=True)
     return parser
 
