@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bench.common import OPENING_BALANCE, SALT, SESSION_KEY
-from wallet.protocol import (
+from wallet.money.protocol import (
     SESSION_NOT_FOUND,
     SIGN_NOT_FOUND,
     InvalidRequest,
@@ -32,8 +32,8 @@ from wallet.protocol import (
     parse_do_request,
     parse_movement,
 )
-from wallet.sessions import hash_token, session_is_live
-from wallet.sign import sign_matches
+from wallet.money.sessions import hash_token, session_is_live
+from wallet.money.sign import sign_matches
 
 _KEY = SESSION_KEY.encode()
 

@@ -22,7 +22,7 @@ TARGETS: dict[str, tuple[int, str]] = {
 
 def count_calls(endpoint: str, table: str) -> list[dict[str, Any]]:
     wallet = local_wallet(endpoint, table)
-    counter = CallCounter(wallet.repository.client)
+    counter = CallCounter(wallet.store.client)
     player = f"calls-{uuid.uuid4().hex[:8]}"
     wallet.create_player(player, "FUN", BET * 10)
     revoked = wallet.new_session(player).token

@@ -331,12 +331,12 @@ INTEREST = (
     "aws_lambda_powertools.logging",
     "pydantic",
     "wallet.settings",
-    "wallet.audit",
+    "wallet.operator",
     "boto3",
     "botocore.client",
     "boto3.dynamodb.types",
-    "wallet.protocol",
-    "wallet.repository",
+    "wallet.money.protocol",
+    "wallet.catalogue",
 )
 
 

@@ -14,9 +14,10 @@ from typing import Any
 import boto3
 from pydantic import SecretStr
 
-from wallet.billing import Wallet
-from wallet.repository import CLIENT_CONFIG, WalletRepository
-from wallet.settings import Secrets, Settings
+from wallet.bootstrap import CLIENT_CONFIG, Secrets
+from wallet.money.dynamodb import DynamoDBStore
+from wallet.money.wallet import Wallet
+from wallet.settings import Settings
 from wallet_local.dynamodb_local import LOCAL_CREDENTIALS
 from wallet_local.front import (
     LambdaContext,  # noqa: F401 - re-exported for the tests and the bench
@@ -71,7 +72,7 @@ def settings(table: str) -> Settings:
 
 def local_wallet(endpoint: str, table: str) -> Wallet:
     """The product's Wallet, wired like build_wallet() but with an explicit endpoint and the bench secrets."""
-    return Wallet(WalletRepository(table, dynamodb_client(endpoint)), Secrets(settings(table)))
+    return Wallet(DynamoDBStore(table, dynamodb_client(endpoint)), Secrets(settings(table)))
 
 
 def create_players(wallet: Wallet, prefix: str, count: int) -> list[str]:
@@ -207,7 +208,7 @@ HANDLER_ENV_DROP = (
 
 def stub_account_item(player: str, token: str, balance: int = 10**9) -> dict[str, Any]:
     """The account item as DynamoDB returns it, with a live session for `token`."""
-    from wallet.sessions import hash_token
+    from wallet.money.sessions import hash_token
 
     return {
         "pk": {"S": f"PLAYER#{player}"},

@@ -6,7 +6,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from wallet.ledger import LedgerEntry, Source
+from wallet.money.ledger import LedgerEntry, Source
 
 # Prices (USD), us-east-1, as listed on the AWS pricing pages (assumed current on 2025-11-25; verify):
 PRICES = {
@@ -68,7 +68,7 @@ def _value_size(value: dict[str, Any]) -> int:
 
 def item_sizes() -> dict[str, int]:
     from bench.common import stub_account_item
-    from wallet.repository import _entry_item
+    from wallet.money.store import _entry_item
 
     entry = LedgerEntry(
         source=Source.GAME,

@@ -88,7 +88,7 @@ def wallet_load(endpoint: str, sessions: list[str], clients: int, per_client: in
 
     def make(index: int) -> Callable[[int], bool]:
         wallet = local_wallet(endpoint, LOCAL_TABLE)
-        counters.append(CallCounter(wallet.repository.client))
+        counters.append(CallCounter(wallet.store.client))
 
         def request(n: int) -> bool:
             outcome = wallet.handle_do(bodies[index][n])  # raises on a 5xx answer: counted by kind

@@ -64,7 +64,7 @@ def measure(requests: int, warmup: int) -> dict[str, Any]:
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         module = load_billing_module()
         wallet = module.wallet
-        stubber = Stubber(wallet.repository.client)
+        stubber = Stubber(wallet.store.client)
         stubber.activate()
         account = stub_account_item(PLAYER, TOKEN)
         read_reply = {"Responses": [{"Item": account}, {}]}
@@ -75,7 +75,7 @@ def measure(requests: int, warmup: int) -> dict[str, Any]:
         repo_per_request: list[int] = []
         wallet.handle_do = _timed(wallet.handle_do, inside)
         for name in ("get_account", "get_account_and_entry", "record"):
-            setattr(wallet.repository, name, _timed(getattr(wallet.repository, name), repo))
+            setattr(wallet.store, name, _timed(getattr(wallet.store, name), repo))
 
         def run(kind: str, count: int) -> tuple[list[int], list[dict[str, Any]]]:
             events = []

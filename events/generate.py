@@ -22,8 +22,8 @@ from typing import Any
 EVENTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(EVENTS.parent / "layers" / "wallet"))
 
-from wallet.sessions import hash_token  # noqa: E402 - after the path set-up
-from wallet.sign import compute_sign  # noqa: E402
+from wallet.money.sessions import hash_token  # noqa: E402 - after the path set-up
+from wallet.money.sign import compute_sign  # noqa: E402
 
 SALT = "local-salt"
 SESSION_KEY = "local-session-key"

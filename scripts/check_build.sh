@@ -63,10 +63,14 @@ done
 
 # The wallet package lands at python/wallet, with every module of the source tree.
 [[ -f "$LAYER/python/wallet/__init__.py" ]] || fail "python/wallet/__init__.py is not in the layer"
-for source in layers/wallet/wallet/*.py; do
-    module="$(basename "$source")"
+while IFS= read -r source; do
+    module="${source#layers/wallet/wallet/}"
     [[ -f "$LAYER/python/wallet/$module" ]] || fail "python/wallet/$module is not in the layer"
-done
+done < <(find layers/wallet/wallet -name '*.py' -not -path '*/__pycache__/*')
+# The deployed package never imports the local development stack.
+if grep -rn "wallet_local" "$LAYER/python/wallet" --include='*.py' >/dev/null; then
+    fail "the layer's wallet package mentions wallet_local: $(grep -rln wallet_local "$LAYER/python/wallet" --include='*.py')"
+fi
 info "layer: python/wallet/ holds $(find "$LAYER/python/wallet" -name '*.py' | wc -l) modules"
 
 # The pinned dependencies are there, at the pinned versions.

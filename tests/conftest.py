@@ -32,16 +32,17 @@ os.environ.update(
 )
 
 from tests.support import SALT, SESSION_KEY  # noqa: E402
-from wallet.billing import Wallet  # noqa: E402
-from wallet.repository import WalletRepository, make_client  # noqa: E402
-from wallet.settings import Secrets, Settings  # noqa: E402
+from wallet.bootstrap import Secrets, make_dynamodb_client  # noqa: E402
+from wallet.money.dynamodb import DynamoDBStore  # noqa: E402
+from wallet.money.wallet import Wallet  # noqa: E402
+from wallet.settings import Settings  # noqa: E402
 from wallet_local.dynamodb_local import DynamoDBLocal, free_port  # noqa: E402
 from wallet_local.table import create_table  # noqa: E402
 
 
 def make_wallet(client, table: str, **kwargs) -> Wallet:  # type: ignore[no-untyped-def]
     settings = Settings(table_name=table, salt=SALT, session_key=SESSION_KEY)
-    return Wallet(WalletRepository(table, client), Secrets(settings), **kwargs)
+    return Wallet(DynamoDBStore(table, client), Secrets(settings), **kwargs)
 
 
 # One long-lived session: a new boto3 client per test otherwise reloads botocore's data files (~0.3 s a test).
@@ -93,4 +94,4 @@ def local_table(dynamodb_local: DynamoDBLocal) -> tuple[object, str]:
 def local_wallet(dynamodb_local: DynamoDBLocal, local_table) -> Wallet:  # type: ignore[no-untyped-def]
     """A wallet on DynamoDB Local with the production client settings (timeouts, retries)."""
     _, table = local_table
-    return make_wallet(make_client(endpoint_url=dynamodb_local.endpoint), table)
+    return make_wallet(make_dynamodb_client(endpoint_url=dynamodb_local.endpoint), table)

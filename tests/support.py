@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from wallet.sign import compute_sign
+from wallet.money.sign import compute_sign
 from wallet_local.front import (
     LambdaContext,  # noqa: F401 - re-exported for the tests and the bench
     rest_event,

@@ -11,7 +11,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet.billing import BillingUnavailable, Event, Outcome, build_wallet
+from wallet.bootstrap import build_wallet
+from wallet.money.games_server import BillingUnavailable, Event, Outcome
 
 logger = Logger()
 metrics = Metrics()

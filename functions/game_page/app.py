@@ -10,9 +10,9 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet.billing import build_wallet
-from wallet.catalogue_store import StoreUnavailable
-from wallet.game_page import (
+from wallet.bootstrap import build_catalogue_store, build_wallet
+from wallet.catalogue.games import GAMES_CONFIG_KEY, CachedCatalogue, CatalogueError, GamesConfig
+from wallet.catalogue.page import (
     LANGUAGES,
     PageRequestError,
     parse_page_options,
@@ -20,9 +20,8 @@ from wallet.game_page import (
     render_game_page,
     render_lobby,
 )
-from wallet.games import GAMES_CONFIG_KEY, CachedCatalogue, CatalogueError, GamesConfig
-from wallet.games_sync import build_catalogue_store
-from wallet.ledger import Account
+from wallet.catalogue.s3_store import StoreUnavailable
+from wallet.money.ledger import Account
 from wallet.settings import CatalogueSettings
 
 logger = Logger()

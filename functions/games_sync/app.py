@@ -9,9 +9,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet.catalogue_store import StoreUnavailable
-from wallet.games import CatalogueError
-from wallet.games_sync import build_catalogue_store, sync_games_config
+from wallet.bootstrap import build_catalogue_store
+from wallet.catalogue.games import CatalogueError
+from wallet.catalogue.s3_store import StoreUnavailable
+from wallet.catalogue.sync import sync_games_config
 from wallet.settings import CatalogueSettings
 
 logger = Logger()

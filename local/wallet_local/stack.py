@@ -83,7 +83,7 @@ def run_local_stack(
             os.environ.pop(key, None)
         os.environ.update(environment)
         create_table(database.client(), environment["WALLET_TABLE"])
-        from wallet.billing import build_wallet
+        from wallet.bootstrap import build_wallet
 
         wallet = build_wallet()
         wallet.create_player(DEMO_PLAYER, "FUN", DEMO_BALANCE)
@@ -178,7 +178,8 @@ def create_distribution(cloudfront: Any, bucket: str, reference: str) -> str:
 
 
 def sync_catalogue() -> dict[str, Any]:
-    from wallet.games_sync import build_catalogue_store, sync_games_config
+    from wallet.bootstrap import build_catalogue_store
+    from wallet.catalogue.sync import sync_games_config
     from wallet.settings import CatalogueSettings
 
     settings = CatalogueSettings.from_env()
@@ -198,7 +199,7 @@ def _wait_for_stop() -> None:
 
 
 def signed_body(session: str, trx_id: str, salt: str, minus: int, plus: int, tag: dict[str, Any]) -> str:
-    from wallet.sign import compute_sign
+    from wallet.money.sign import compute_sign
 
     body = {
         "method": "do",

@@ -33,11 +33,11 @@ class Player(NamedTuple):
 
 CliResult = tuple[int, Any]
 
-# Many CLI commands in one interpreter: the same `wallet.cli.main` the console script calls, without paying Python's
-# and boto3's start-up (about half a second) once per command.
+# Many CLI commands in one interpreter: the same `wallet_local.cli.main` the console script calls, without paying
+# Python's and boto3's start-up (about half a second) once per command.
 _BATCH = """
 import contextlib, io, json, sys
-from wallet.cli import main
+from wallet_local.cli import main
 results = []
 for argv in json.load(sys.stdin):
     out, err = io.StringIO(), io.StringIO()

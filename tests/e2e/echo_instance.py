@@ -10,9 +10,9 @@ from decimal import Decimal
 
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 
-import wallet.billing
-from wallet.billing import Event, Outcome
-from wallet.protocol import ok
+import wallet.bootstrap
+from wallet.money.games_server import Event, Outcome
+from wallet.money.protocol import ok
 
 
 class EchoWallet:
@@ -20,7 +20,7 @@ class EchoWallet:
         return Outcome(ok(Decimal(json.loads(body)["n"]), "FUN"), Event.BALANCE)
 
 
-wallet.billing.build_wallet = lambda *_: EchoWallet()  # type: ignore[assignment,misc]
+wallet.bootstrap.build_wallet = lambda *_: EchoWallet()  # type: ignore[assignment,misc]
 _resolve = ApiGatewayResolver._resolve
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import make_wallet
 from tests.faults.proxy import FaultyProxy
-from wallet.billing import Wallet
-from wallet.repository import make_client
+from wallet.bootstrap import make_dynamodb_client
+from wallet.money.wallet import Wallet
 from wallet_local.dynamodb_local import DynamoDBLocal
 
 
@@ -23,11 +23,11 @@ def proxy(dynamodb_local: DynamoDBLocal) -> Iterator[FaultyProxy]:
 def faulty_wallet(proxy: FaultyProxy, local_table) -> Wallet:  # type: ignore[no-untyped-def]
     """The wallet under test: the production client settings (CLIENT_CONFIG: timeouts, retries), through the proxy."""
     _, table = local_table
-    return make_wallet(make_client(endpoint_url=proxy.url), table)
+    return make_wallet(make_dynamodb_client(endpoint_url=proxy.url), table)
 
 
 @pytest.fixture
 def direct_wallet(dynamodb_local: DynamoDBLocal, local_table) -> Wallet:  # type: ignore[no-untyped-def]
     """The same table without the proxy: to set up players and to check what really happened."""
     _, table = local_table
-    return make_wallet(make_client(endpoint_url=dynamodb_local.endpoint), table)
+    return make_wallet(make_dynamodb_client(endpoint_url=dynamodb_local.endpoint), table)

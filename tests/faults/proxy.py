@@ -1,6 +1,6 @@
 """A faulty HTTP proxy in front of DynamoDB Local, programmable per test.
 
-The wallet's boto3 client is pointed at the proxy (`make_client(endpoint_url=proxy.url)`). Every DynamoDB JSON request
+The wallet's boto3 client points at the proxy (`make_dynamodb_client(endpoint_url=proxy.url)`). Every DynamoDB request
 (POST with `X-Amz-Target: DynamoDB_20120810.<Operation>`) goes through the first rule that matches its operation and
 still has hits left; with no such rule it is forwarded untouched. What a rule can do:
 

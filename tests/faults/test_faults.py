@@ -2,7 +2,7 @@
 crash between the write and the reply).
 
 For every fault the immediate result is either the correct reply or an exception the handler answers with 5xx
-(RepositoryUnavailable / BillingContended) -- never an `OK` for money that did not move -- and the provider's retry
+(StoreUnavailable / BillingContended) -- never an `OK` for money that did not move -- and the provider's retry
 (the same body, up to 10 more attempts) converges to exactly one movement: exact balance, exact ledger, clean audit.
 """
 
@@ -22,17 +22,21 @@ import pytest
 
 from tests.faults.proxy import Action, FaultyProxy
 from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
-from wallet.billing import BillingContended, BillingUnavailable, Outcome, Wallet
-from wallet.ledger import Source
-from wallet.protocol import Reply, not_enough_money, ok
-from wallet.repository import CLIENT_CONFIG, RepositoryUnavailable
+from wallet.bootstrap import CLIENT_CONFIG
+from wallet.money.games_server import BillingUnavailable, Outcome
+from wallet.money.ledger import Source
+from wallet.money.mover import BillingContended
+from wallet.money.protocol import Reply, not_enough_money, ok
+from wallet.money.store import StoreUnavailable
+from wallet.money.wallet import Wallet
+from wallet.operator.audit import audit_store
 from wallet_local.front import import_file
 from wallet_local.paths import FUNCTIONS
 
 pytestmark = pytest.mark.integration
 
 # What handle_do raises for the handler to answer 5xx (BillingUnavailable wraps the two causes).
-SERVER_FAULTS = (BillingUnavailable, RepositoryUnavailable, BillingContended)
+SERVER_FAULTS = (BillingUnavailable, StoreUnavailable, BillingContended)
 MAX_RETRIES = 10  # the provider's: up to 10 more attempts with the same trx_id
 # How many times botocore sends one call. `max_attempts` in the retries config counts the RETRIES (botocore's legacy
 # meaning); `total_max_attempts` counts the attempts.
@@ -76,7 +80,7 @@ class Table:
     session: str
 
     def entry(self, trx_id: str):  # type: ignore[no-untyped-def]
-        _, entry = self.wallet.repository.get_account_and_entry(self.player, Source.GAME, trx_id)
+        _, entry = self.wallet.store.get_account_and_entry(self.player, Source.GAME, trx_id)
         return entry
 
     def game_entries(self) -> list[str]:
@@ -110,7 +114,7 @@ def deliver(
 
 
 def cause(exc: object) -> object:
-    """The database-level reason behind a 5xx: RepositoryUnavailable or BillingContended."""
+    """The database-level reason behind a 5xx: StoreUnavailable or BillingContended."""
     if isinstance(exc, BillingUnavailable) and exc.__cause__ is not None:
         return exc.__cause__
     return exc
@@ -126,7 +130,7 @@ def assert_first_is_right_or_5xx(delivery: Delivery, expected: Reply) -> None:
 def assert_money(table: Table, balance: Decimal, game_entries: list[str]) -> None:
     assert table.balance() == balance
     assert table.game_entries() == sorted(game_entries)
-    report = table.wallet.audit()
+    report = audit_store(table.wallet.store)
     assert report.violations == []
     assert report.clean
 
@@ -211,7 +215,7 @@ def test_throttling_beyond_the_sdk_retry_is_a_5xx_then_the_retry_moves_once(
     before = table.balance()
     proxy.add(operation, action, count=SDK_ATTEMPTS)  # every one of botocore's attempts
     delivery = deliver(faulty_wallet, case.body, table)
-    assert isinstance(cause(delivery.first), RepositoryUnavailable)
+    assert isinstance(cause(delivery.first), StoreUnavailable)
     assert delivery.attempts == 2
     assert delivery.final.reply == case.expected
     assert len([s for s in proxy.seen(operation) if s.action is action]) == SDK_ATTEMPTS
@@ -231,7 +235,7 @@ def test_throttling_for_a_long_time_then_clearing_converges(
             proxy.clear()
 
     delivery = deliver(faulty_wallet, case.body, table, before_retry=clear_after_three)
-    assert [type(cause(f)) for f in delivery.failures] == [RepositoryUnavailable] * 3
+    assert [type(cause(f)) for f in delivery.failures] == [StoreUnavailable] * 3
     assert delivery.final.reply == case.expected and delivery.attempts == 4
     assert not [s for s in proxy.seen(TWRITE) if s.forwarded and s.action is not Action.PASS]
     assert_money(table, case.balance, case.entries)
@@ -264,7 +268,7 @@ def test_write_cancelled_for_a_failure_reason_is_a_5xx_and_writes_nothing(
         assert table.balance() == before
 
     delivery = deliver(faulty_wallet, case.body, table, before_retry=nothing_moved)
-    assert isinstance(cause(delivery.first), RepositoryUnavailable)
+    assert isinstance(cause(delivery.first), StoreUnavailable)
     assert reason in str(delivery.first)
     assert delivery.final.reply == case.expected and delivery.attempts == 2
     assert_money(table, case.balance, case.entries)
@@ -274,7 +278,7 @@ def test_write_cancelled_without_reasons_is_a_5xx(faulty_wallet: Wallet, table: 
     case = _case(table, "bet")
     proxy.add(TWRITE, Action.CANCEL, count=1, reasons=())
     delivery = deliver(faulty_wallet, case.body, table)
-    assert isinstance(cause(delivery.first), RepositoryUnavailable)
+    assert isinstance(cause(delivery.first), StoreUnavailable)
     assert delivery.final.reply == case.expected
     assert_money(table, case.balance, case.entries)
 
@@ -339,7 +343,7 @@ def test_slow_writes_beyond_the_sdk_retry_are_a_5xx_then_one_movement(
     proxy.add(TWRITE, Action.DELAY, count=SDK_ATTEMPTS, delay=1.7, forward=forward)
     delivery = deliver(faulty_wallet, case.body, table)
     proxy.wait_idle()
-    assert isinstance(cause(delivery.first), RepositoryUnavailable)
+    assert isinstance(cause(delivery.first), StoreUnavailable)
     assert "timeout" in str(delivery.first).lower()
     assert delivery.final.reply == case.expected
     assert_money(table, case.balance, case.entries)
@@ -353,7 +357,7 @@ def test_slow_reads_beyond_the_sdk_retry_are_a_5xx(
     proxy.add(operation, Action.DELAY, count=SDK_ATTEMPTS, delay=1.7)
     delivery = deliver(faulty_wallet, case.body, table)
     proxy.wait_idle()
-    assert isinstance(cause(delivery.first), RepositoryUnavailable)
+    assert isinstance(cause(delivery.first), StoreUnavailable)
     assert delivery.final.reply == case.expected and delivery.attempts == 2
     assert_money(table, case.balance, case.entries)
 
@@ -393,7 +397,7 @@ def test_write_then_dropped_reply_twice_is_a_5xx_then_the_replay_answers_ok(
         assert entry is not None and entry.balance_after == case.balance
 
     delivery = deliver(faulty_wallet, case.body, table, before_retry=money_moved_already)
-    assert isinstance(cause(delivery.first), RepositoryUnavailable)
+    assert isinstance(cause(delivery.first), StoreUnavailable)
     assert delivery.final.reply == case.expected and delivery.attempts == 2
     assert len([s for s in proxy.seen(TWRITE) if s.forwarded]) == SDK_ATTEMPTS  # the replay needed no write at all
     assert_money(table, case.balance, case.entries)
@@ -413,7 +417,7 @@ def test_replay_after_a_lost_reply_reports_the_current_balance(
             assert table.wallet.handle_do(win).reply == ok(Decimal(1150), "FUN")
 
     delivery = deliver(faulty_wallet, bet, table, before_retry=a_win_lands_meanwhile)
-    assert isinstance(cause(delivery.first), RepositoryUnavailable)
+    assert isinstance(cause(delivery.first), StoreUnavailable)
     assert delivery.final.reply == ok(Decimal(1150), "FUN")
     assert_money(table, Decimal(1150), ["bet-1", "win-1"])
 
@@ -426,7 +430,7 @@ def test_replayed_bet_after_a_lost_reply_is_ok_even_when_it_no_longer_fits(
     bet = do_body(table.session, "all-in", 1000, 0, BET_TAG)
     proxy.add(TWRITE, Action.FORWARD_DROP, count=SDK_ATTEMPTS)
     delivery = deliver(faulty_wallet, bet, table)
-    assert isinstance(cause(delivery.first), RepositoryUnavailable)
+    assert isinstance(cause(delivery.first), StoreUnavailable)
     assert delivery.final.reply == ok(Decimal(0), "FUN")
     assert_money(table, Decimal(0), ["all-in"])
 
@@ -453,7 +457,7 @@ def test_lost_requests_and_server_errors(
     if count == 1:
         assert delivery.first_reply == case.expected and delivery.attempts == 1
     else:
-        assert isinstance(cause(delivery.first), RepositoryUnavailable)
+        assert isinstance(cause(delivery.first), StoreUnavailable)
         assert delivery.final.reply == case.expected and delivery.attempts == 2
     assert_money(table, case.balance, case.entries)
 
@@ -463,7 +467,7 @@ def test_operator_deposit_after_lost_replies_is_credited_once(
 ) -> None:
     """The operator's deposit is the same money path: its ref is the key, so rerunning it after an error is safe."""
     proxy.add(TWRITE, Action.FORWARD_DROP, count=SDK_ATTEMPTS)
-    with pytest.raises(RepositoryUnavailable):
+    with pytest.raises(StoreUnavailable):
         faulty_wallet.deposit(table.player, "75.5", "pay-1")
     assert table.balance() == Decimal("1075.5")  # it did move
     again = faulty_wallet.deposit(table.player, "75.5", "pay-1")
@@ -471,7 +475,7 @@ def test_operator_deposit_after_lost_replies_is_credited_once(
     assert table.balance() == Decimal("1075.5")
     deposits = [e for e in table.wallet.history(table.player) if e.source is Source.OPERATOR and e.kind == "deposit"]
     assert len(deposits) == 1
-    report = table.wallet.audit()
+    report = audit_store(table.wallet.store)
     assert report.violations == [] and report.clean
 
 
@@ -562,7 +566,7 @@ def test_seeded_fault_storm_keeps_the_books_exact(
         assert direct_wallet.account(player).balance == balance
         games = sorted(e.key for e in direct_wallet.history(player, 10_000) if e.source is Source.GAME)
         assert games == sorted(accepted)
-    report = direct_wallet.audit()
+    report = audit_store(direct_wallet.store)
     assert report.violations == [] and report.clean
     assert first_failures > 0  # the storm did reach the provider sometimes
 

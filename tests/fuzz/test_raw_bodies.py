@@ -41,8 +41,8 @@ from tests.fuzz.oracle import (
     parse_reply,
 )
 from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
-from wallet.billing import Wallet
-from wallet.sign import compute_sign
+from wallet.money.sign import compute_sign
+from wallet.money.wallet import Wallet
 from wallet_local.front import import_file
 
 APP = Path(__file__).resolve().parents[2] / "functions" / "billing" / "app.py"
@@ -156,7 +156,7 @@ class Harness:
         self.owed_to_p2: set[str] = set()  # the same, for the credits that landed on p2's replaced session
 
     def items(self) -> int:
-        repository = self.wallet.repository
+        repository = self.wallet.store
         return int(repository.client.scan(TableName=repository.table_name, Select="COUNT")["Count"])
 
     def balance(self) -> Decimal:

@@ -35,10 +35,11 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.fuzz.oracle import game_uuid_model, has_wide_number, model_amount, parse_reply
 from tests.support import SALT, SESSION_KEY
-from wallet.billing import Wallet
-from wallet.repository import WalletRepository, make_client
-from wallet.settings import Secrets, Settings
-from wallet.sign import compute_sign
+from wallet.bootstrap import Secrets, make_dynamodb_client
+from wallet.money.dynamodb import DynamoDBStore
+from wallet.money.sign import compute_sign
+from wallet.money.wallet import Wallet
+from wallet.settings import Settings
 from wallet_local.dynamodb_local import DynamoDBLocal, free_port
 from wallet_local.front import LocalFront, Route
 from wallet_local.table import create_table
@@ -74,7 +75,7 @@ class Stack:
         return self.wallet.account(PLAYER).balance
 
     def items(self) -> int:
-        repository = self.wallet.repository
+        repository = self.wallet.store
         return int(repository.client.scan(TableName=repository.table_name, Select="COUNT")["Count"])
 
 
@@ -100,7 +101,9 @@ def stack(dynamodb_local: DynamoDBLocal) -> Iterator[Stack]:
     serving: threading.Thread | None = None
     try:
         settings_ = Settings(table_name=table, salt=SALT, session_key=SESSION_KEY)
-        wallet = Wallet(WalletRepository(table, make_client(endpoint_url=dynamodb_local.endpoint)), Secrets(settings_))
+        wallet = Wallet(
+            DynamoDBStore(table, make_dynamodb_client(endpoint_url=dynamodb_local.endpoint)), Secrets(settings_)
+        )
         wallet.create_player(PLAYER, "FUN", Decimal(1000))
         session = wallet.new_session(PLAYER).token
         # The front runs the handler in Lambda-like instances (spawned processes that import it with the environment

@@ -16,19 +16,15 @@ import pytest
 
 from tests.conftest import make_wallet
 from tests.support import do_body
-from wallet.billing import (
-    BillingContended,
-    BillingUnavailable,
-    Event,
-    MoveResult,
-    MoveStatus,
-    OperatorError,
-    Outcome,
-    Wallet,
-)
-from wallet.ledger import Account, LedgerEntry, PlayerStatus, Source
-from wallet.repository import account_key, make_client, session_key
-from wallet.sessions import IssuedSession
+from wallet.bootstrap import make_dynamodb_client
+from wallet.money.dynamodb import account_key, session_key
+from wallet.money.games_server import BillingUnavailable, Event, Outcome
+from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source
+from wallet.money.mover import BillingContended, MoveResult, MoveStatus
+from wallet.money.operator_moves import OperatorError
+from wallet.money.sessions import IssuedSession
+from wallet.money.wallet import Wallet
+from wallet.operator.audit import audit_store
 from wallet_local.dynamodb_local import DynamoDBLocal
 from wallet_local.table import create_table
 
@@ -57,7 +53,7 @@ class Clock:
 @pytest.fixture(scope="module")
 def production_client(dynamodb_local: DynamoDBLocal) -> Any:
     """One client with the production settings (timeouts, one SDK retry) for the whole module."""
-    return make_client(endpoint_url=dynamodb_local.endpoint)
+    return make_dynamodb_client(endpoint_url=dynamodb_local.endpoint)
 
 
 @pytest.fixture
@@ -148,7 +144,7 @@ def balance(wallet: Wallet, player_id: str = "p1") -> Decimal:
 
 def slots_of(wallet: Wallet, trx_id: str) -> dict[str, str]:
     """The stored items under one game trx_id, straight from the table: sort key -> player."""
-    repository = wallet.repository
+    repository = wallet.store
     response = repository.client.query(
         TableName=repository.table_name,
         KeyConditionExpression="pk = :pk",
@@ -159,7 +155,7 @@ def slots_of(wallet: Wallet, trx_id: str) -> dict[str, str]:
 
 
 def session_records(wallet: Wallet, player_id: str) -> list[dict[str, Any]]:
-    repository = wallet.repository
+    repository = wallet.store
     response = repository.client.query(
         TableName=repository.table_name,
         KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
@@ -170,7 +166,7 @@ def session_records(wallet: Wallet, player_id: str) -> list[dict[str, Any]]:
 
 
 def assert_audit_clean(wallet: Wallet) -> None:
-    report = wallet.audit()
+    report = audit_store(wallet.store)
     assert report.violations == []
     assert report.clean
 
@@ -339,8 +335,8 @@ def test_every_issued_session_has_its_record_written_with_it(owed: Wallet, clock
     with pytest.raises(OperatorError):
         owed.new_session("nobody")
     assert session_records(owed, "nobody") == []
-    assert "Item" not in owed.repository.client.get_item(
-        TableName=owed.repository.table_name, Key=account_key("nobody"), ConsistentRead=True
+    assert "Item" not in owed.store.client.get_item(
+        TableName=owed.store.table_name, Key=account_key("nobody"), ConsistentRead=True
     )
 
 
@@ -381,7 +377,7 @@ def test_two_players_with_one_trx_id_each_move_their_own_money_once(owed: Wallet
         [entry] = game_entries(owed, player_id)
         assert (entry.key, entry.player_id, entry.scoped) == ("shared", player_id, scoped)
         assert entry.entry_id == f"game:{player_id}:shared"
-    _, own = owed.repository.get_account_and_entry("p2", Source.GAME, "shared", scoped_to="p2")
+    _, own = owed.store.get_account_and_entry("p2", Source.GAME, "shared", scoped_to="p2")
     assert own is not None and own.player_id == "p2"
     assert_audit_clean(owed)
 
@@ -438,7 +434,7 @@ def test_a_scoped_replay_answers_the_current_balance(owed: Wallet) -> None:
     p2 = owed.new_session("p2").token
     assert_ok(send(owed, do_body(p1, "shared", 100, 0, {**SLOT, "game_uuid": "A"})), 900, Event.BET)
     body = do_body(p2, "shared", 100, 0, {**SLOT, "game_uuid": "B"})
-    repository = owed.repository
+    repository = owed.store
     read = repository.get_account_and_entry
     twins: list[Outcome] = []
     started: list[bool] = []
@@ -634,8 +630,8 @@ def test_a_status_change_racing_32_wins_lets_every_win_land(owed: Wallet, clock:
 def test_session_record_key_matches_the_repository(owed: Wallet) -> None:
     """The record the credit check reads is the one start_session wrote (pk PLAYER#<id>, sk SESSION#<hmac>)."""
     issued = owed.new_session("p1")
-    item = owed.repository.client.get_item(
-        TableName=owed.repository.table_name, Key=session_key("p1", issued.token_hash), ConsistentRead=True
+    item = owed.store.client.get_item(
+        TableName=owed.store.table_name, Key=session_key("p1", issued.token_hash), ConsistentRead=True
     )["Item"]
     assert (item["pk"]["S"], item["sk"]["S"]) == ("PLAYER#p1", f"SESSION#{issued.token_hash}")
-    assert owed.repository.get_session("p1", issued.token_hash) == issued.record
+    assert owed.store.get_session("p1", issued.token_hash) == issued.record

@@ -12,9 +12,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support import do_body
-from wallet.billing import BillingUnavailable, Event, Wallet
-from wallet.ledger import LedgerEntry, Source
-from wallet.repository import Applied, DuplicateEntry, StaleAccount, account_key
+from wallet.money.dynamodb import account_key
+from wallet.money.games_server import BillingUnavailable, Event
+from wallet.money.ledger import LedgerEntry, Source
+from wallet.money.store import Applied, DuplicateEntry, StaleAccount
+from wallet.money.wallet import Wallet
+from wallet.operator.audit import audit_store
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +45,7 @@ def test_dynamodb_rejects_two_operators_in_one_set_action(local_wallet: Wallet) 
     """Why the new balance is computed from the version read: `SET balance = balance - :m + :p` (which moto accepts)
     is rejected by DynamoDB, so a single arithmetic update cannot do bet-and-win in one go."""
     local_wallet.create_player("p1", "FUN", Decimal(100))
-    repository = local_wallet.repository
+    repository = local_wallet.store
     with pytest.raises(ClientError) as caught:
         repository.client.update_item(
             TableName=repository.table_name,
@@ -56,11 +59,11 @@ def test_dynamodb_rejects_two_operators_in_one_set_action(local_wallet: Wallet) 
 
 def test_record_applies_entry_and_balance_together(local_wallet: Wallet) -> None:
     local_wallet.create_player("p1", "FUN", Decimal(100))
-    account, earlier = local_wallet.repository.get_account_and_entry("p1", Source.GAME, "t-1")
+    account, earlier = local_wallet.store.get_account_and_entry("p1", Source.GAME, "t-1")
     assert earlier is None
-    assert isinstance(local_wallet.repository.record(_entry(account, "t-1", Decimal("12.5")), account), Applied)
+    assert isinstance(local_wallet.store.record(_entry(account, "t-1", Decimal("12.5")), account), Applied)
 
-    after, stored = local_wallet.repository.get_account_and_entry("p1", Source.GAME, "t-1")
+    after, stored = local_wallet.store.get_account_and_entry("p1", Source.GAME, "t-1")
     assert after is not None and stored is not None
     assert after.balance == Decimal("87.5")
     assert after.version == account.version + 1
@@ -70,24 +73,24 @@ def test_record_applies_entry_and_balance_together(local_wallet: Wallet) -> None
 
 def test_stale_version_writes_nothing(local_wallet: Wallet) -> None:
     local_wallet.create_player("p1", "FUN", Decimal(100))
-    first_read, _ = local_wallet.repository.get_account_and_entry("p1", Source.GAME, "a")
-    second_read, _ = local_wallet.repository.get_account_and_entry("p1", Source.GAME, "b")
-    assert isinstance(local_wallet.repository.record(_entry(first_read, "a", Decimal(10)), first_read), Applied)
+    first_read, _ = local_wallet.store.get_account_and_entry("p1", Source.GAME, "a")
+    second_read, _ = local_wallet.store.get_account_and_entry("p1", Source.GAME, "b")
+    assert isinstance(local_wallet.store.record(_entry(first_read, "a", Decimal(10)), first_read), Applied)
 
-    outcome = local_wallet.repository.record(_entry(second_read, "b", Decimal(10)), second_read)
+    outcome = local_wallet.store.record(_entry(second_read, "b", Decimal(10)), second_read)
     assert isinstance(outcome, StaleAccount)
     assert outcome.latest is not None and outcome.latest.balance == 90  # ALL_OLD works on DynamoDB Local
-    _, missing = local_wallet.repository.get_account_and_entry("p1", Source.GAME, "b")
+    _, missing = local_wallet.store.get_account_and_entry("p1", Source.GAME, "b")
     assert missing is None  # the entry put was rolled back with the failed update
     assert local_wallet.account("p1").balance == 90
 
 
 def test_duplicate_key_returns_the_stored_entry(local_wallet: Wallet) -> None:
     local_wallet.create_player("p1", "FUN", Decimal(100))
-    account, _ = local_wallet.repository.get_account_and_entry("p1", Source.GAME, "t")
-    local_wallet.repository.record(_entry(account, "t", Decimal(10)), account)
+    account, _ = local_wallet.store.get_account_and_entry("p1", Source.GAME, "t")
+    local_wallet.store.record(_entry(account, "t", Decimal(10)), account)
 
-    outcome = local_wallet.repository.record(_entry(account, "t", Decimal(30)), account)
+    outcome = local_wallet.store.record(_entry(account, "t", Decimal(30)), account)
     assert isinstance(outcome, DuplicateEntry)
     assert outcome.existing is not None and outcome.existing.minus == 10
     assert outcome.latest is not None and outcome.latest.balance == 90  # the account condition failed too
@@ -118,7 +121,7 @@ def _race(wallet: Wallet, bodies: list[str]) -> list[tuple[dict[str, object], in
 
 
 def _assert_audit_clean(wallet: Wallet) -> None:
-    report = wallet.audit()
+    report = audit_store(wallet.store)
     assert report.violations == []
     assert report.clean
 
@@ -208,13 +211,13 @@ def test_audit_catches_a_lost_write_and_a_tampered_balance(local_wallet: Wallet)
     session = local_wallet.new_session("a").token
     for i in range(3):
         local_wallet.handle_do(do_body(session, f"t{i}", 10, 0, {"game": "slot", "game_uuid": f"r{i}"}))
-    assert local_wallet.audit().clean
-    repository = local_wallet.repository
+    assert audit_store(local_wallet.store).clean
+    repository = local_wallet.store
     client, table = repository.client, repository.table_name
 
     # A ledger entry disappears: the version chain has a gap and the sum no longer matches.
     client.delete_item(TableName=table, Key={"pk": {"S": "ENTRY#game:t1"}, "sk": {"S": "ENTRY"}})
-    report = local_wallet.audit()
+    report = audit_store(local_wallet.store)
     assert not report.clean
     assert any("ledger sum" in v for v in report.violations)
     assert any("without gaps" in v for v in report.violations)
@@ -227,13 +230,13 @@ def test_audit_catches_a_lost_write_and_a_tampered_balance(local_wallet: Wallet)
         UpdateExpression="SET balance = :b",
         ExpressionAttributeValues={":b": {"N": "75"}},
     )
-    assert any("player b: balance 75 != ledger sum 50" in v for v in local_wallet.audit().violations)
+    assert any("player b: balance 75 != ledger sum 50" in v for v in audit_store(local_wallet.store).violations)
 
 
 def test_audit_warns_about_a_win_without_a_bet(local_wallet: Wallet) -> None:
     local_wallet.create_player("w", "FUN", Decimal(0))
     session = local_wallet.new_session("w").token
     local_wallet.handle_do(do_body(session, "lonely-win", 0, 40, {"game": "slot", "game_uuid": "no-bet"}))
-    report = local_wallet.audit()
+    report = audit_store(local_wallet.store)
     assert report.clean
     assert report.warnings == ["round no-bet: credited 40 with no bet"]

@@ -31,9 +31,9 @@ import requests
 
 from tests.conftest import make_wallet
 from tests.support import do_body, start_test_stack
-from wallet.billing import Wallet
-from wallet.ledger import Source
-from wallet.repository import make_client
+from wallet.bootstrap import make_dynamodb_client
+from wallet.money.ledger import Source
+from wallet.money.wallet import Wallet
 from wallet_local.process import WALLET, LocalStackProcess, clean_environ
 from wallet_local.stack import DEMO_PLAYER, LOCAL_TABLE, local_environment
 
@@ -399,7 +399,7 @@ def _create_players(wallet: Wallet, rng: random.Random) -> list[Player]:
 
 
 def test_ten_thousand_requests_from_32_clients_match_the_model(stack: Stack) -> None:
-    wallet = make_wallet(make_client(endpoint_url=stack.dynamodb_endpoint), LOCAL_TABLE)
+    wallet = make_wallet(make_dynamodb_client(endpoint_url=stack.dynamodb_endpoint), LOCAL_TABLE)
     rng = random.Random(SEED)
     players = _create_players(wallet, rng)
     rng.shuffle(players)
@@ -429,14 +429,14 @@ def test_ten_thousand_requests_from_32_clients_match_the_model(stack: Stack) -> 
 
     # Every balance is the model's.
     model = {p.player_id: p for p in players}
-    accounts = {a.player_id: a for a in wallet.repository.iter_accounts()}
+    accounts = {a.player_id: a for a in wallet.store.iter_accounts()}
     assert set(accounts) == set(model) | {DEMO_PLAYER}
     wrong = [(pid, accounts[pid].balance, p.balance) for pid, p in model.items() if accounts[pid].balance != p.balance]
     assert wrong == []
     assert all(accounts[pid].currency == p.currency for pid, p in model.items())
 
     # The ledger: one entry per accepted trx_id, plus the opening entries (the demo player's too).
-    entries = list(wallet.repository.iter_entries())
+    entries = list(wallet.store.iter_entries())
     games = [e for e in entries if e.source is Source.GAME]
     accepted = {trx_id for p in players for trx_id, _, _ in p.accepted}
     assert len(games) == len({e.key for e in games}) == len(accepted)

@@ -12,13 +12,19 @@ from typing import Any
 import pytest
 
 from tests.support import SALT, SESSION_KEY, do_body
-from wallet.billing import BillingContended, BillingUnavailable, Event, MoveStatus, OperatorError, Wallet
-from wallet.ledger import LedgerEntry, Source
-from wallet.protocol import SESSION_NOT_FOUND, SIGN_NOT_FOUND
-from wallet.repository import Contended, ReadContended, StaleAccount, WalletRepository
-from wallet.sessions import MAX_SESSION_SECONDS, InvalidPlayerId
-from wallet.settings import Secrets, Settings
-from wallet.sign import compute_sign
+from wallet.bootstrap import Secrets
+from wallet.money.dynamodb import DynamoDBStore
+from wallet.money.games_server import BillingUnavailable, Event
+from wallet.money.ledger import LedgerEntry, Source
+from wallet.money.mover import BillingContended, MoveStatus
+from wallet.money.operator_moves import OperatorError
+from wallet.money.protocol import SESSION_NOT_FOUND, SIGN_NOT_FOUND
+from wallet.money.sessions import MAX_SESSION_SECONDS, InvalidPlayerId
+from wallet.money.sign import compute_sign
+from wallet.money.store import Contended, ReadContended, StaleAccount
+from wallet.money.wallet import Wallet
+from wallet.operator.audit import audit_store
+from wallet.settings import Settings
 
 SLOT = {"game": "slot", "game_id": "a_op", "lines": 9, "bet": 1, "denomination": 100}
 
@@ -35,9 +41,7 @@ class Clock:
 
 def wallet_on(client: Any, clock: Callable[[], float], **kwargs: Any) -> Wallet:
     settings = Settings(table_name="wallet-test", salt=SALT, session_key=SESSION_KEY)
-    return Wallet(
-        WalletRepository("wallet-test", client), Secrets(settings), clock=clock, sleep=lambda _: None, **kwargs
-    )
+    return Wallet(DynamoDBStore("wallet-test", client), Secrets(settings), clock=clock, sleep=lambda _: None, **kwargs)
 
 
 @pytest.fixture
@@ -68,7 +72,7 @@ def entries(wallet: Wallet, player_id: str = "p1") -> list[LedgerEntry]:
 
 
 def game_entry(wallet: Wallet, trx_id: str) -> LedgerEntry | None:
-    return wallet.repository.get_account_and_entry("p1", Source.GAME, trx_id)[1]
+    return wallet.store.get_account_and_entry("p1", Source.GAME, trx_id)[1]
 
 
 # --- the four replies ---------------------------------------------------------------------------------------------
@@ -279,7 +283,7 @@ def test_trx_id_of_another_player_is_this_players_own_transaction(wallet: Wallet
     assert own.entry_id == "game:p2:shared" != game_entry(wallet, "shared").entry_id  # type: ignore[union-attr]
     wallet.new_session("p2")  # p2's old session is replaced: its own replay still answers OK before the session check
     assert do(wallet, p2, "shared", 100, 0).reply.to_json() == '{"status":"OK","balance":400,"currency":"FUN"}'
-    assert wallet.audit().clean
+    assert audit_store(wallet.store).clean
 
 
 def test_game_and_operator_keys_are_separate(wallet: Wallet, player: tuple[str, str]) -> None:
@@ -457,7 +461,7 @@ def flaky(
     monkeypatch: pytest.MonkeyPatch, wallet: Wallet, method: str, failures: int, fail: Callable[[], Any]
 ) -> list[int]:
     """Make repository.<method> misbehave for its first `failures` calls; returns the running call count."""
-    real = getattr(wallet.repository, method)
+    real = getattr(wallet.store, method)
     count = [0]
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -466,7 +470,7 @@ def flaky(
             return fail()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(wallet.repository, method, wrapper)
+    monkeypatch.setattr(wallet.store, method, wrapper)
     return count
 
 
@@ -539,25 +543,25 @@ def test_read_contention_forever_raises(
     with pytest.raises(BillingUnavailable) as raised:
         do(wallet, session, "read-race", 100, 0)
     assert isinstance(raised.value.__cause__, BillingContended)
-    assert wallet.repository.get_account("p1").balance == 1000  # type: ignore[union-attr]
+    assert wallet.store.get_account("p1").balance == 1000  # type: ignore[union-attr]
 
 
 def test_a_real_version_race_on_moto(wallet: Wallet, player: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Another movement lands between our read and our write: DynamoDB refuses ours, we read again and retry."""
     _, session = player
-    real = wallet.repository.get_account_and_entry
+    real = wallet.store.get_account_and_entry
     reads = [0]
 
     def read_then_someone_else_moves(*args: Any) -> Any:
         reads[0] += 1
         result = real(*args)
         if reads[0] == 1:
-            monkeypatch.setattr(wallet.repository, "get_account_and_entry", real)
+            monkeypatch.setattr(wallet.store, "get_account_and_entry", real)
             wallet.deposit("p1", "5", "concurrent")  # bumps the version after our read
-            monkeypatch.setattr(wallet.repository, "get_account_and_entry", read_then_someone_else_moves)
+            monkeypatch.setattr(wallet.store, "get_account_and_entry", read_then_someone_else_moves)
         return result
 
-    monkeypatch.setattr(wallet.repository, "get_account_and_entry", read_then_someone_else_moves)
+    monkeypatch.setattr(wallet.store, "get_account_and_entry", read_then_someone_else_moves)
     outcome = do(wallet, session, "loser", 100, 0)
     assert outcome.attempts == 2
     assert outcome.reply.balance == 905
@@ -573,15 +577,15 @@ def test_a_twin_wins_the_race_for_the_key(
     """The same trx_id is written by a concurrent twin between our read and our write: we move nothing, OK."""
     _, session = player
     body = do_body(session, "twin", 100, 0, SLOT)
-    real = wallet.repository.get_account_and_entry
+    real = wallet.store.get_account_and_entry
 
     def read_then_twin_writes(*args: Any) -> Any:
         result = real(*args)
-        monkeypatch.setattr(wallet.repository, "get_account_and_entry", real)
+        monkeypatch.setattr(wallet.store, "get_account_and_entry", real)
         assert wallet.handle_do(body).event is Event.BET  # the twin
         return result
 
-    monkeypatch.setattr(wallet.repository, "get_account_and_entry", read_then_twin_writes)
+    monkeypatch.setattr(wallet.store, "get_account_and_entry", read_then_twin_writes)
     outcome = wallet.handle_do(body)
     assert outcome.reply.to_json() == '{"status":"OK","balance":900,"currency":"FUN"}'
     assert outcome.event is Event.DUPLICATE
@@ -637,7 +641,7 @@ def test_duplicate_player_is_refused(wallet: Wallet, player: tuple[str, str]) ->
 def test_create_player_refuses(wallet: Wallet, player_id: str, currency: str, opening: Decimal, error: type) -> None:
     with pytest.raises(error):
         wallet.create_player(player_id, currency, opening)
-    assert list(wallet.repository.iter_accounts()) == []
+    assert list(wallet.store.iter_accounts()) == []
 
 
 def test_deposit_and_withdraw(wallet: Wallet, player: tuple[str, str]) -> None:
@@ -689,7 +693,7 @@ def test_operator_unknown_player(wallet: Wallet) -> None:
     ):
         with pytest.raises(OperatorError, match="unknown player"):
             call()
-    assert list(wallet.repository.iter_entries()) == []
+    assert list(wallet.store.iter_entries()) == []
 
 
 @pytest.mark.parametrize("amount", ["0", 0, Decimal(0), "-1", Decimal(-5), "abc", "1e3", "NaN", "", "0.000000001"])

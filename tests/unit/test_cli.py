@@ -10,8 +10,9 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from tests.support import do_body
-from wallet.billing import Wallet
-from wallet.cli import main
+from wallet.money.wallet import Wallet
+from wallet.operator.cli import main
+from wallet_local.cli import main as wallet_command
 
 
 class Cli:
@@ -62,7 +63,7 @@ def test_player_create_errors(cli: Cli) -> None:
     assert cli.fails("player", "create", "p4", "--currency", "F-N")
     assert "balance must be a non-negative number" in cli.fails("player", "create", "p4", "--balance", "abc")
     assert cli.wallet.account("p1").balance == 1000
-    assert [a.player_id for a in cli.wallet.repository.iter_accounts()] == ["p1"]
+    assert [a.player_id for a in cli.wallet.store.iter_accounts()] == ["p1"]
 
 
 def test_deposit_idempotent_by_ref(cli: Cli) -> None:
@@ -219,7 +220,7 @@ def test_database_unavailable(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None
 
             return fail
 
-    monkeypatch.setattr(cli.wallet.repository, "client", Down())
+    monkeypatch.setattr(cli.wallet.store, "client", Down())
     assert cli.fails("balance", "p1").startswith("database unavailable")
 
 
@@ -263,6 +264,6 @@ def test_history_with_a_non_positive_limit_is_a_usage_error(cli: Cli, limit: str
 @pytest.mark.parametrize("seconds", ["0", "-5", "86401", "1.5", "a day"])
 def test_local_refuses_a_session_lifetime_out_of_range(seconds: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
-        main(["local", "--session-seconds", seconds])
+        wallet_command(["local", "--session-seconds", seconds])
     assert stopped.value.code == 2
     assert "--session-seconds: must be a whole number of seconds from 1 to 86400" in capsys.readouterr().err

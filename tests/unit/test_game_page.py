@@ -20,7 +20,8 @@ import pytest
 from pydantic import ValidationError
 
 from tests.support import SALT, SESSION_KEY, LambdaContext
-from wallet.game_page import (
+from wallet.catalogue.games import GAMES_CONFIG_KEY, GamesConfig, parse_games_config
+from wallet.catalogue.page import (
     DEFAULT_KF_LIST,
     LANGUAGES,
     GamePageOptions,
@@ -31,7 +32,6 @@ from wallet.game_page import (
     render_game_page,
     render_lobby,
 )
-from wallet.games import GAMES_CONFIG_KEY, GamesConfig, parse_games_config
 from wallet.settings import CatalogueSettings
 from wallet_local.front import import_file
 from wallet_local.paths import FUNCTIONS

@@ -22,8 +22,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tests.support import LambdaContext
-from wallet.catalogue_store import DIGEST_METADATA, S3CatalogueStore, StoreUnavailable
-from wallet.games import (
+from wallet.catalogue.games import (
     GAMES_CONFIG_KEY,
     LOBBY_KEY,
     MAX_CONFIG_BYTES,
@@ -31,7 +30,8 @@ from wallet.games import (
     CatalogueError,
     PublishResult,
 )
-from wallet.games_sync import sync_games_config
+from wallet.catalogue.s3_store import DIGEST_METADATA, S3CatalogueStore, StoreUnavailable
+from wallet.catalogue.sync import sync_games_config
 from wallet.settings import CatalogueSettings
 from wallet_local import stack
 from wallet_local.front import import_file

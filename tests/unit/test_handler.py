@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
-from wallet.repository import StaleAccount
+from wallet.money.store import StaleAccount
 from wallet_local.front import import_file
 
 APP = Path(__file__).resolve().parents[2] / "functions" / "billing" / "app.py"
@@ -215,20 +215,20 @@ def test_database_failure_is_503(
     error: Exception,
     operations: set[str] | None,
 ) -> None:
-    real = billing.wallet.repository.client
-    monkeypatch.setattr(billing.wallet.repository, "client", FailingClient(real, error, operations))
+    real = billing.wallet.store.client
+    monkeypatch.setattr(billing.wallet.store, "client", FailingClient(real, error, operations))
     assert_unavailable(billing.do("t-fail", 100, 0))
     if operations is None:
         assert_unavailable(billing.do("t-balance", 0, 0, {}))
     out = billing.output()
     assert "Unavailable" in metric_names(out)
-    monkeypatch.setattr(billing.wallet.repository, "client", real)
+    monkeypatch.setattr(billing.wallet.store, "client", real)
     assert billing.balance() == 1000
     assert billing.wallet.history("p1")[0].kind == "opening"
 
 
 def test_throttled_transaction_cancellation_is_503(billing: Billing, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = billing.wallet.repository.client
+    real = billing.wallet.store.client
     error = ClientError(
         {  # type: ignore[typeddict-item]
             "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
@@ -236,28 +236,28 @@ def test_throttled_transaction_cancellation_is_503(billing: Billing, monkeypatch
         },
         "TransactWriteItems",
     )
-    monkeypatch.setattr(billing.wallet.repository, "client", FailingClient(real, error, {"transact_write_items"}))
+    monkeypatch.setattr(billing.wallet.store, "client", FailingClient(real, error, {"transact_write_items"}))
     assert_unavailable(billing.do("t-fail", 100, 0))
-    monkeypatch.setattr(billing.wallet.repository, "client", real)
+    monkeypatch.setattr(billing.wallet.store, "client", real)
     assert billing.balance() == 1000
 
 
 def test_timeout_after_the_write_then_the_retry_gets_ok(billing: Billing, monkeypatch: pytest.MonkeyPatch) -> None:
     """The write landed but its answer was lost: 503, and the provider's retry with the same trx_id gets OK once."""
-    real = billing.wallet.repository.client
+    real = billing.wallet.store.client
     timeout = ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
     monkeypatch.setattr(
-        billing.wallet.repository, "client", FailingClient(real, timeout, {"transact_write_items"}, after=True)
+        billing.wallet.store, "client", FailingClient(real, timeout, {"transact_write_items"}, after=True)
     )
     assert_unavailable(billing.do("t-lost", 100, 0))
-    monkeypatch.setattr(billing.wallet.repository, "client", real)
+    monkeypatch.setattr(billing.wallet.store, "client", real)
     assert_reply(billing.do("t-lost", 100, 0), '{"status":"OK","balance":900,"currency":"FUN"}')
     assert billing.balance() == 900
     assert len(billing.wallet.history("p1")) == 2
 
 
 def test_contention_is_503(billing: Billing, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(billing.wallet.repository, "record", lambda _entry, _expected, _status=None: StaleAccount(None))
+    monkeypatch.setattr(billing.wallet.store, "record", lambda _entry, _expected, _status=None: StaleAccount(None))
     monkeypatch.setattr(billing.wallet, "sleep", lambda _: None)
     assert_unavailable(billing.do("t-race", 100, 0))
     monkeypatch.undo()
@@ -267,8 +267,8 @@ def test_contention_is_503(billing: Billing, monkeypatch: pytest.MonkeyPatch) ->
 def test_unexpected_exception_is_500(
     billing: Billing, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = billing.wallet.repository.client
-    monkeypatch.setattr(billing.wallet.repository, "client", FailingClient(real, RuntimeError("boom")))
+    real = billing.wallet.store.client
+    monkeypatch.setattr(billing.wallet.store, "client", FailingClient(real, RuntimeError("boom")))
     response = billing.do("t-boom", 100, 0)
     assert_unavailable(response, status=500)
     assert "InternalErrors" in metric_names(billing.output())
@@ -335,8 +335,8 @@ def test_refused_requests_log_no_secrets(billing: Billing, capsys: pytest.Captur
 def test_5xx_logs_no_secrets(
     billing: Billing, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = billing.wallet.repository.client
-    monkeypatch.setattr(billing.wallet.repository, "client", FailingClient(real, RuntimeError("boom")))
+    real = billing.wallet.store.client
+    monkeypatch.setattr(billing.wallet.store, "client", FailingClient(real, RuntimeError("boom")))
     body = do_body(billing.session, "trx-5xx", 100, 0, SLOT)
     billing.call(body)
     out = billing.output()
@@ -346,8 +346,8 @@ def test_5xx_logs_no_secrets(
 def test_5xx_log_carries_the_trx_id(
     billing: Billing, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = billing.wallet.repository.client
-    monkeypatch.setattr(billing.wallet.repository, "client", FailingClient(real, client_error("ThrottlingException")))
+    real = billing.wallet.store.client
+    monkeypatch.setattr(billing.wallet.store, "client", FailingClient(real, client_error("ThrottlingException")))
     assert billing.do("trx-503", 100, 0)["statusCode"] == 503
     [line] = [line for line in logs(billing.output()) if line["message"] == "billing unavailable"]
     assert line.get("correlation_id") == "trx-503"
@@ -396,14 +396,14 @@ def test_cross_player_trx_id_is_counted_and_logged(billing: Billing, capsys: pyt
 def test_write_retries_metric(
     billing: Billing, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = billing.wallet.repository.record
+    real = billing.wallet.store.record
     calls = [0]
 
     def stale_once(entry: Any, expected: Any, new_status: Any = None) -> Any:
         calls[0] += 1
         return StaleAccount(None) if calls[0] == 1 else real(entry, expected, new_status)
 
-    monkeypatch.setattr(billing.wallet.repository, "record", stale_once)
+    monkeypatch.setattr(billing.wallet.store, "record", stale_once)
     monkeypatch.setattr(billing.wallet, "sleep", lambda _: None)
     assert_reply(billing.do("retry", 100, 0), '{"status":"OK","balance":900,"currency":"FUN"}')
     out = billing.output()

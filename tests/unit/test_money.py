@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from wallet.money import MAX_AMOUNT, MAX_DECIMAL_PLACES, InvalidAmount, canonical, format_number, parse_amount
+from wallet.money.amounts import MAX_AMOUNT, MAX_DECIMAL_PLACES, InvalidAmount, canonical, format_number, parse_amount
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,12 @@ import pytest
 
 from tests.support import do_body
 from tests.unit.test_billing import SLOT, Clock, balance, do, entries, wallet_on
-from wallet.billing import Event, OperatorError, Wallet
-from wallet.ledger import PlayerStatus, Source
-from wallet.protocol import SESSION_NOT_FOUND
+from wallet.money.games_server import Event
+from wallet.money.ledger import PlayerStatus, Source
+from wallet.money.operator_moves import OperatorError
+from wallet.money.protocol import SESSION_NOT_FOUND
+from wallet.money.wallet import Wallet
+from wallet.operator.audit import audit_store
 
 DAY = 24 * 60 * 60
 ROUND = {**SLOT, "game_uuid": "R-1"}
@@ -78,7 +81,7 @@ def test_credits_on_a_replaced_session_land_exactly_once(
     assert do(owed, old, "ask", 0, 0, BALANCE_REQUEST).reply == SESSION_NOT_FOUND
     assert do(owed, new, "bet-3", 1, 0, ROUND).reply.balance == after - 1
     assert [e.key for e in game_entries(owed)] == ["bet", f"credit-{what}", "bet-3"]
-    assert owed.audit().clean
+    assert audit_store(owed.store).clean
 
 
 def test_a_credit_on_the_live_session_costs_no_extra_read(owed: Wallet, calls: list[str]) -> None:
@@ -204,7 +207,7 @@ def test_a_third_player_on_the_same_trx_id(owed: Wallet) -> None:
         assert do(owed, session, "1", 10, 0, ROUND).event is Event.BET, player
         assert do(owed, session, "1", 10, 0, ROUND).event is Event.DUPLICATE, player
     assert [balance(owed, p) for p in sessions] == [990, 90, 90]
-    assert owed.audit().clean
+    assert audit_store(owed.store).clean
 
 
 def test_another_players_trx_id_that_does_not_fit_is_not_enough_money(owed: Wallet) -> None:
@@ -250,7 +253,7 @@ def test_a_player_who_is_not_active(owed: Wallet, status: PlayerStatus) -> None:
         assert balance(owed) == 1000
     else:
         assert owed.deposit("p1", "50", "dep-1").balance == 1050
-    assert owed.audit().clean
+    assert audit_store(owed.store).clean
 
 
 def test_reactivation_allows_play_again(owed: Wallet) -> None:
@@ -281,7 +284,7 @@ def test_a_status_change_is_a_ledger_event(owed: Wallet, clock: Clock) -> None:
     assert status.account_version == 1 and owed.account("p1").version == 1
     assert status.created_at.startswith("2027-01-15")  # the injected clock
     assert opening.kind == "opening"
-    assert owed.audit().clean
+    assert audit_store(owed.store).clean
 
 
 @pytest.mark.parametrize(

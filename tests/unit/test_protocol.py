@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from wallet.protocol import (
+from wallet.money.protocol import (
     MAX_BODY_BYTES,
     SESSION_NOT_FOUND,
     SIGN_NOT_FOUND,

@@ -12,7 +12,8 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 from pydantic import ValidationError
 
-from wallet.settings import SECRET_CACHE_SECONDS, MissingSecret, Secrets, Settings
+from wallet.bootstrap import SECRET_CACHE_SECONDS, MissingSecret, Secrets
+from wallet.settings import Settings
 
 BASE = {"WALLET_TABLE": "wallet-test"}
 

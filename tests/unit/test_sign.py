@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from wallet.protocol import parse_do_request
-from wallet.sign import SIGN_ROUNDS, compute_sign, sign_matches
+from wallet.money.protocol import parse_do_request
+from wallet.money.sign import SIGN_ROUNDS, compute_sign, sign_matches
 
 # Computed once outside Python (a shell loop over `md5sum`), pasted here.
 VECTORS = [

@@ -47,9 +47,10 @@ import yaml
 from moto import mock_aws
 
 from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
-from wallet.billing import Wallet
-from wallet.repository import WalletRepository
-from wallet.settings import Secrets, Settings
+from wallet.bootstrap import Secrets
+from wallet.money.dynamodb import DynamoDBStore
+from wallet.money.wallet import Wallet
+from wallet.settings import Settings
 from wallet_local.front import import_file
 from wallet_local.stack import create_distribution
 from wallet_local.table import create_table
@@ -984,7 +985,7 @@ def recording() -> Iterator[Recording]:
         for name, value in parameters.items():
             ssm.put_parameter(Name=name, Value=value, Type="SecureString")
         settings = Settings(table_name=TABLE, salt=SALT, session_key=SESSION_KEY)
-        setup_wallet = Wallet(WalletRepository(TABLE, dynamodb), Secrets(settings), sleep=lambda _: None)
+        setup_wallet = Wallet(DynamoDBStore(TABLE, dynamodb), Secrets(settings), sleep=lambda _: None)
         stack = Stack(names, setup_wallet, provider)
         RECORDER.calls = []
         ELSEWHERE.clear()

@@ -1,33 +1,21 @@
-"""Settings, parsed once from the environment, and the two secrets (salt, session key).
+"""Settings, parsed once from the environment: the money path's (Settings) and the catalogue's (CatalogueSettings).
 
-In AWS the secrets live in SSM Parameter Store as SecureString and are read through Powertools parameters (cached,
-so a warm Lambda does not call SSM per request). Locally they come from WALLET_SALT / WALLET_SESSION_KEY. The values
-are held as SecretStr so that a repr or a log line never shows them.
+The secrets (salt, session key) are SecretStr values or the names of their SSM parameters; wallet.bootstrap.Secrets
+reads them. A repr or a log line never shows a value.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Protocol
 
-from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from wallet.sessions import MAX_SESSION_SECONDS
+from wallet.money.sessions import MAX_SESSION_SECONDS
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parameters import SSMProvider
-
-SECRET_CACHE_SECONDS = 300
 DEFAULT_CREDIT_GRACE_DAYS = 30
 MAX_CREDIT_GRACE_DAYS = 3650
-# A cold start waits on this call: fail within seconds (a 500, the provider retries) rather than botocore's 60 s.
-SSM_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3})
-
-
-class MissingSecret(RuntimeError):
-    """Neither the secret's value nor the name of its SSM parameter is configured."""
 
 
 class Settings(BaseModel):
@@ -71,48 +59,12 @@ class Settings(BaseModel):
         return cls.model_validate(values)
 
 
-class Secrets:
-    """Reads the secrets on first use and keeps them for SECRET_CACHE_SECONDS (rotation is picked up after that)."""
+class SecretSource(Protocol):
+    """Where the use cases get the two secrets (wallet.bootstrap.Secrets reads them from SSM or the environment)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._ssm: SSMProvider | None = None
+    def salt(self) -> str: ...
 
-    def salt(self) -> str:
-        return self._resolve(self._settings.salt, self._settings.salt_parameter, "WALLET_SALT")
-
-    def session_key(self) -> bytes:
-        return self._resolve(
-            self._settings.session_key, self._settings.session_key_parameter, "WALLET_SESSION_KEY"
-        ).encode("utf-8")
-
-    def clear_cache(self) -> None:
-        """Forget the values read from SSM: the next use reads them again (as after SECRET_CACHE_SECONDS)."""
-        if self._ssm is not None:
-            self._ssm.clear_cache()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
-
-    def _resolve(self, value: SecretStr | None, parameter: str | None, variable: str) -> str:
-        if value is not None:
-            return value.get_secret_value()
-        if parameter:
-            return self._from_ssm(parameter)
-        raise MissingSecret(f"set {variable} or {variable}_PARAMETER")
-
-    def _from_ssm(self, parameter: str) -> str:
-        if self._ssm is None:
-            # Imported here: only the AWS path needs SSM, and the imports cost cold-start time.
-            import boto3
-            from aws_lambda_powertools.utilities.parameters import SSMProvider
-
-            # boto3's default session, which the DynamoDB client has already loaded: Powertools' own provider would
-            # build a new session and load botocore's data files again (~60 ms of a cold start).
-            self._ssm = SSMProvider(boto3_client=boto3.client("ssm", config=SSM_CLIENT_CONFIG))
-        # Every SSM secret in one GetParameters call: a cold start's first request needs both.
-        wanted: dict[str, dict[str, object]] = {
-            name: {} for name in (self._settings.salt_parameter, self._settings.session_key_parameter) if name
-        }
-        values = self._ssm.get_parameters_by_name(wanted, decrypt=True, max_age=SECRET_CACHE_SECONDS)
-        return str(values[parameter])
+    def session_key(self) -> bytes: ...
 
 
 class CatalogueSettings(BaseModel):

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from wallet.games import APPLICATION_ID, GamesConfig
+from wallet.catalogue.games import APPLICATION_ID, GamesConfig
 
 LANGUAGES = ("en_US", "ru_RU", "es_ES", "pt_PT", "pt_BR", "fr_FR")
 DEFAULT_KF_LIST = (1, 5, 10, 50, 100, 500)

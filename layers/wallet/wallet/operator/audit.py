@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from wallet.ledger import Account, LedgerEntry, Source
+from wallet.money.ledger import Account, LedgerEntry, Source
+from wallet.money.store import WalletStore
 
 
 @dataclass
@@ -43,6 +44,17 @@ class AuditReport:
             "violations": self.violations,
             "warnings": self.warnings,
         }
+
+
+def audit_store(store: WalletStore) -> AuditReport:
+    """Check every invariant over the whole table (a consistent scan; for a quiet moment or a copy)."""
+    return audit(store.iter_accounts(), store.iter_entries())
+
+
+def report_store(store: WalletStore, now: datetime, open_after: timedelta) -> dict[str, Any]:
+    """Open rounds and GGR over the whole table."""
+    entries = list(store.iter_entries())
+    return {"open_rounds": open_rounds(entries, now, open_after), "ggr": gross_gaming_revenue(entries)}
 
 
 def audit(accounts: Iterable[Account], entries: Iterable[LedgerEntry]) -> AuditReport:

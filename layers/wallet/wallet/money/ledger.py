@@ -10,7 +10,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from wallet.money import format_number
+from wallet.money.amounts import format_number
 
 
 class Source(StrEnum):

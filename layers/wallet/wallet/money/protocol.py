@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
-from wallet.money import format_number, parse_amount
+from wallet.money.amounts import format_number, parse_amount
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TAG_BYTES = 8 * 1024

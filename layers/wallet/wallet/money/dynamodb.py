@@ -1,4 +1,4 @@
-"""The DynamoDB single-table repository: the only module that speaks DynamoDB.
+"""The wallet store on DynamoDB (one table): the only module that speaks DynamoDB.
 
 Items (see docs/TABLE.md for the access patterns):
   account  pk=PLAYER#<player>          sk=ACCOUNT  balance, currency, version, status, session_hash, session_expires_at
@@ -15,17 +15,27 @@ balance. Both happen or neither.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from wallet.ledger import Account, LedgerEntry, PlayerStatus, Source
-from wallet.money import parse_stored
-from wallet.sessions import SessionRecord
+from wallet.money.amounts import parse_stored
+from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source
+from wallet.money.sessions import SessionRecord
+from wallet.money.store import (
+    AccountNotActive,
+    Applied,
+    Contended,
+    DuplicateEntry,
+    NoSuchAccount,
+    ReadContended,
+    SessionOutcome,
+    SessionStarted,
+    StaleAccount,
+    StoreUnavailable,
+    WriteOutcome,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -39,67 +49,8 @@ PURGE_AT = "purge_at"
 BY_PLAYER_INDEX = "by_player"
 BY_ROUND_INDEX = "by_round"
 
-# Short timeouts and one SDK retry: the Games Server waits on us, and its own retry with the same trx_id is always
-# safe, so a slow DynamoDB call should become a quick 503 rather than outlive the Lambda's timeout.
-CLIENT_CONFIG = Config(
-    connect_timeout=0.5,
-    read_timeout=1.5,
-    retries={"total_max_attempts": 2, "mode": "standard"},  # two tries in all: one retry
-    tcp_keepalive=True,
-)
-
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-class RepositoryUnavailable(Exception):
-    """DynamoDB did not give an answer we can act on (throttled, timed out, unreachable, rejected)."""
-
-
-@dataclass(frozen=True)
-class Applied:
-    pass
-
-
-@dataclass(frozen=True)
-class DuplicateEntry:
-    """The entry key exists already. `existing` is the stored entry; `latest` the account if it changed too."""
-
-    existing: LedgerEntry | None
-    latest: Account | None
-
-
-@dataclass(frozen=True)
-class StaleAccount:
-    """The account changed since it was read (another movement won the race): read again and retry."""
-
-    latest: Account | None
-
-
-@dataclass(frozen=True)
-class Contended:
-    """DynamoDB cancelled the transaction because another one touched the same items at that moment."""
-
-
-WriteOutcome = Applied | DuplicateEntry | StaleAccount | Contended
-
-
-@dataclass(frozen=True)
-class SessionStarted:
-    pass
-
-
-@dataclass(frozen=True)
-class NoSuchAccount:
-    pass
-
-
-@dataclass(frozen=True)
-class AccountNotActive:
-    status: PlayerStatus
-
-
-SessionOutcome = SessionStarted | NoSuchAccount | AccountNotActive
 
 
 def account_key(player_id: str) -> dict[str, Any]:
@@ -117,15 +68,7 @@ def entry_key(source: Source, key: str, scoped_to: str | None = None) -> dict[st
     return {"pk": {"S": f"ENTRY#{source.value}:{key}"}, "sk": {"S": sort_key}}
 
 
-def make_client(endpoint_url: str | None = None, region: str | None = None) -> DynamoDBClient:
-    # endpoint_url None lets boto3 honour AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local) as well as real AWS.
-    client: DynamoDBClient = boto3.client(
-        "dynamodb", endpoint_url=endpoint_url, region_name=region, config=CLIENT_CONFIG
-    )
-    return client
-
-
-class WalletRepository:
+class DynamoDBStore:
     def __init__(self, table_name: str, client: DynamoDBClient) -> None:
         self.table_name = table_name
         self.client = client
@@ -164,9 +107,9 @@ class WalletRepository:
             if _error_code(exc) == "TransactionCanceledException":
                 # A write transaction on these items was in flight; the caller retries like a version race.
                 raise ReadContended from exc
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
         except BotoCoreError as exc:
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
         account_item, entry_item = (cast(dict[str, Any], r).get("Item") for r in response["Responses"])
         return (
             _account_from_item(account_item) if account_item else None,
@@ -241,9 +184,9 @@ class WalletRepository:
         except ClientError as exc:
             if _error_code(exc) == "TransactionCanceledException":
                 return _cancelled_outcome(exc)
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
         except BotoCoreError as exc:
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
         return Applied()
 
     def create_account(self, account: Account, opening: LedgerEntry | None) -> bool:
@@ -273,9 +216,9 @@ class WalletRepository:
                 "ConditionalCheckFailed"
             ]:
                 return False
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
         except BotoCoreError as exc:
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
         return True
 
     def start_session(self, session: SessionRecord, purge_at: int) -> SessionOutcome:
@@ -323,9 +266,9 @@ class WalletRepository:
                 if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
                     old = reasons[0].get("Item")
                     return AccountNotActive(_account_from_item(old).status) if old else NoSuchAccount()
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
         except BotoCoreError as exc:
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
         return SessionStarted()
 
     def end_session(self, player_id: str) -> bool | None:
@@ -342,9 +285,9 @@ class WalletRepository:
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
                 return None
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
         except BotoCoreError as exc:
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
         return "session_hash" in response.get("Attributes", {})
 
     # --- helpers ------------------------------------------------------------------------------------------------
@@ -353,7 +296,7 @@ class WalletRepository:
         try:
             response = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
         except (ClientError, BotoCoreError) as exc:
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
         return response.get("Item")
 
     def _query(
@@ -378,7 +321,7 @@ class WalletRepository:
                     return entries
                 kwargs["ExclusiveStartKey"] = start
         except (ClientError, BotoCoreError) as exc:
-            raise RepositoryUnavailable(_describe(exc)) from exc
+            raise StoreUnavailable(_describe(exc)) from exc
 
     def _scan(self, condition: str, prefix: str, sk: str) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("scan")
@@ -391,11 +334,7 @@ class WalletRepository:
             ):
                 yield from page.get("Items", [])
         except (ClientError, BotoCoreError) as exc:
-            raise RepositoryUnavailable(_describe(exc)) from exc
-
-
-class ReadContended(Exception):
-    """TransactGetItems was cancelled by a concurrent write to the same items."""
+            raise StoreUnavailable(_describe(exc)) from exc
 
 
 # --- item mapping -------------------------------------------------------------------------------------------------
@@ -485,7 +424,7 @@ def _cancelled_outcome(exc: ClientError) -> WriteOutcome:
     reasons = _cancellation_reasons(exc)
     codes = [reason.get("Code", "None") for reason in reasons]
     if len(codes) != 2:
-        raise RepositoryUnavailable(f"transaction cancelled without reasons: {codes}") from exc
+        raise StoreUnavailable(f"transaction cancelled without reasons: {codes}") from exc
     entry_code, account_code = codes
     account_changed = account_code == "ConditionalCheckFailed" and reasons[1].get("Item")
     latest = _account_from_item(reasons[1]["Item"]) if account_changed else None
@@ -497,7 +436,7 @@ def _cancelled_outcome(exc: ClientError) -> WriteOutcome:
     if "TransactionConflict" in codes:
         return Contended()
     # Throttling, validation or capacity: nothing was written, and it is not ours to retry here.
-    raise RepositoryUnavailable(f"transaction cancelled: {codes}") from exc
+    raise StoreUnavailable(f"transaction cancelled: {codes}") from exc
 
 
 def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]]:

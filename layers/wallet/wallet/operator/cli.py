@@ -12,19 +12,22 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
-from wallet.audit import AuditReport
-from wallet.billing import BillingContended, MoveResult, OperatorError, Wallet, build_wallet
-from wallet.ledger import Account, PlayerStatus
-from wallet.money import format_number
-from wallet.repository import RepositoryUnavailable
-from wallet.sessions import MAX_SESSION_SECONDS, InvalidPlayerId
-from wallet.settings import MissingSecret, Settings
+from wallet.bootstrap import MissingSecret, build_wallet
+from wallet.money.amounts import format_number
+from wallet.money.ledger import Account, PlayerStatus
+from wallet.money.mover import BillingContended, MoveResult
+from wallet.money.operator_moves import OperatorError
+from wallet.money.sessions import InvalidPlayerId
+from wallet.money.store import StoreUnavailable
+from wallet.money.wallet import Wallet
+from wallet.operator.audit import AuditReport, audit_store, report_store
+from wallet.settings import Settings
 
 
 def _account_json(account: Account) -> dict[str, Any]:
@@ -72,13 +75,6 @@ def _player_status(wallet: Wallet, args: argparse.Namespace) -> Any:
     return {**_account_json(result.account), "entry": result.entry.as_json() if result.entry else None}
 
 
-def _session_seconds(text: str) -> int:
-    seconds = int(text) if text.isdigit() else 0
-    if not 1 <= seconds <= MAX_SESSION_SECONDS:
-        raise argparse.ArgumentTypeError(f"must be a whole number of seconds from 1 to {MAX_SESSION_SECONDS}")
-    return seconds
-
-
 def _operator_name() -> str:
     """Who made an operator change, for the ledger: WALLET_OPERATOR, else the login name."""
     try:
@@ -110,16 +106,17 @@ def _round(wallet: Wallet, args: argparse.Namespace) -> Any:
 
 def _audit(wallet: Wallet, args: argparse.Namespace) -> Any:
     del args
-    return wallet.audit()
+    return audit_store(wallet.store)
 
 
 def _report(wallet: Wallet, args: argparse.Namespace) -> Any:
     if args.open_minutes < 0:
         raise OperatorError("--open-minutes must not be negative")
-    return wallet.report(timedelta(minutes=args.open_minutes))
+    now = datetime.fromtimestamp(wallet.clock(), UTC)
+    return report_store(wallet.store, now, timedelta(minutes=args.open_minutes))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(more_commands: Sequence[Callable[[Any], None]] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wallet", description="Seamless-wallet operator CLI")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -156,18 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync = games.add_parser("sync", help="fetch games_config, publish it to S3 if changed, invalidate CloudFront")
     sync.add_argument("--url", help="games_config URL (default: WALLET_GAMES_CONFIG_URL)")
     sync.set_defaults(run=None, games_sync=True)
-
-    local = commands.add_parser("local", help="run the service locally on DynamoDB Local (source checkout only)")
-    local.add_argument("--port", type=int, default=3000)
-    local.add_argument("--dynamodb-port", type=int, default=8000)
-    local.add_argument("--host", default="127.0.0.1")
-    local.add_argument("--instances", type=int, default=8, help="Lambda instances per function (processes)")
-    local.add_argument(
-        "--session-seconds",
-        type=_session_seconds,
-        help="session lifetime, 1-86400 (default 24 h; short ones for tests)",
-    )
-    local.set_defaults(run=None, local=True)
+    for add in more_commands:  # e.g. `wallet local`, which only a source checkout (the local stack) adds
+        add(commands)
     return parser
 
 
@@ -196,22 +183,15 @@ def _add_player_and_session_commands(commands: Any) -> None:
     revoke.set_defaults(run=_session_revoke)
 
 
-def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet] = build_wallet) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "local", False):
-        try:
-            from wallet_local.stack import run_local_stack
-        except ImportError:
-            return _fail("`wallet local` runs from a source checkout (pip install -e .)")
-        return int(
-            run_local_stack(
-                host=args.host,
-                port=args.port,
-                dynamodb_port=args.dynamodb_port,
-                max_instances=args.instances,
-                session_seconds=args.session_seconds,
-            )
-        )
+def main(
+    argv: Sequence[str] | None = None,
+    wallet_factory: Callable[[], Wallet] = build_wallet,
+    more_commands: Sequence[Callable[[Any], None]] = (),
+) -> int:
+    """Run one command. A command added by `more_commands` sets `run_alone` (a callable of its args -> exit code)."""
+    args = build_parser(more_commands).parse_args(argv)
+    if getattr(args, "run_alone", None) is not None:
+        return int(args.run_alone(args))
     if getattr(args, "games_sync", False):
         return _games_sync(args.url)
     try:
@@ -222,7 +202,7 @@ def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet]
         return _fail(f"invalid settings ({fields}): set WALLET_TABLE and the secrets' variables")
     except (OperatorError, InvalidPlayerId, MissingSecret) as exc:
         return _fail(str(exc))
-    except RepositoryUnavailable as exc:
+    except StoreUnavailable as exc:
         return _fail(f"database unavailable: {exc}")
     except BillingContended:
         return _fail("the player's account is busy (many movements at this moment): nothing changed, try again")
@@ -236,9 +216,10 @@ def main(argv: Sequence[str] | None = None, wallet_factory: Callable[[], Wallet]
 
 
 def _games_sync(url: str | None) -> int:
-    from wallet.catalogue_store import StoreUnavailable
-    from wallet.games import CatalogueError
-    from wallet.games_sync import build_catalogue_store, sync_games_config
+    from wallet.bootstrap import build_catalogue_store
+    from wallet.catalogue.games import CatalogueError
+    from wallet.catalogue.s3_store import StoreUnavailable as CatalogueUnavailable
+    from wallet.catalogue.sync import sync_games_config
     from wallet.settings import CatalogueSettings
 
     try:
@@ -246,7 +227,7 @@ def _games_sync(url: str | None) -> int:
         result = sync_games_config(settings, build_catalogue_store(settings), url)
     except ValidationError:
         return _fail("invalid settings: set WALLET_CATALOGUE_BUCKET (and WALLET_DISTRIBUTION_ID to invalidate)")
-    except (CatalogueError, StoreUnavailable) as exc:
+    except (CatalogueError, CatalogueUnavailable) as exc:
         return _fail(f"games_config not published, the last good copy stays: {exc}")
     print(json.dumps({"changed": result.changed, "invalidation": result.invalidation_id, "games": result.games}))
     return 0

@@ -1,0 +1,119 @@
+"""The one place that turns settings into clients and objects (cosmicpython's bootstrap): the handlers, the CLI and
+the local stack ask here for a wallet or a catalogue store; nothing else builds an AWS client.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from pydantic import SecretStr
+
+from wallet.money.dynamodb import DynamoDBStore
+from wallet.money.wallet import Wallet
+from wallet.settings import Settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+    from wallet.catalogue.s3_store import S3CatalogueStore
+    from wallet.settings import CatalogueSettings
+
+SECRET_CACHE_SECONDS = 300
+# A cold start waits on this call: fail within seconds (a 500, the provider retries) rather than botocore's 60 s.
+SSM_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 3})
+# Short timeouts and one SDK retry: the Games Server waits on us, and its own retry with the same trx_id is always
+# safe, so a slow DynamoDB call should become a quick 503 rather than outlive the Lambda's timeout.
+CLIENT_CONFIG = Config(
+    connect_timeout=0.5,
+    read_timeout=1.5,
+    retries={"total_max_attempts": 2, "mode": "standard"},  # two tries in all: one retry
+    tcp_keepalive=True,
+)
+
+
+def make_dynamodb_client(endpoint_url: str | None = None, region: str | None = None) -> DynamoDBClient:
+    # endpoint_url None lets boto3 honour AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local) as well as real AWS.
+    client: DynamoDBClient = boto3.client(
+        "dynamodb", endpoint_url=endpoint_url, region_name=region, config=CLIENT_CONFIG
+    )
+    return client
+
+
+def build_wallet(settings: Settings | None = None) -> Wallet:
+    """The wallet wired to DynamoDB (AWS, or DynamoDB Local through AWS_ENDPOINT_URL_DYNAMODB)."""
+    settings = settings or Settings.from_env()
+    return Wallet(
+        DynamoDBStore(settings.table_name, make_dynamodb_client()),
+        Secrets(settings),
+        session_seconds=settings.session_seconds,
+        credit_grace_seconds=settings.credit_grace_days * 24 * 60 * 60,
+        max_write_attempts=settings.max_write_attempts,
+    )
+
+
+@cache
+def lambda_wallet() -> Wallet:
+    """The handlers' wallet: built on first use from the function's environment, then kept for the instance."""
+    return build_wallet()
+
+
+def build_catalogue_store(settings: CatalogueSettings) -> S3CatalogueStore:
+    from wallet.catalogue.s3_store import S3CatalogueStore
+
+    # boto3 honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_CLOUDFRONT, which point both at moto's server locally.
+    cloudfront = boto3.client("cloudfront") if settings.distribution_id else None
+    return S3CatalogueStore(
+        settings.bucket, boto3.client("s3"), cloudfront, settings.distribution_id, settings.cache_seconds
+    )
+
+
+class MissingSecret(RuntimeError):
+    """Neither the secret's value nor the name of its SSM parameter is configured."""
+
+
+class Secrets:
+    """Reads the secrets on first use and keeps them for SECRET_CACHE_SECONDS (rotation is picked up after that)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._ssm: SSMProvider | None = None
+
+    def salt(self) -> str:
+        return self._resolve(self._settings.salt, self._settings.salt_parameter, "WALLET_SALT")
+
+    def session_key(self) -> bytes:
+        return self._resolve(
+            self._settings.session_key, self._settings.session_key_parameter, "WALLET_SESSION_KEY"
+        ).encode("utf-8")
+
+    def clear_cache(self) -> None:
+        """Forget the values read from SSM: the next use reads them again (as after SECRET_CACHE_SECONDS)."""
+        if self._ssm is not None:
+            self._ssm.clear_cache()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
+
+    def _resolve(self, value: SecretStr | None, parameter: str | None, variable: str) -> str:
+        if value is not None:
+            return value.get_secret_value()
+        if parameter:
+            return self._from_ssm(parameter)
+        raise MissingSecret(f"set {variable} or {variable}_PARAMETER")
+
+    def _from_ssm(self, parameter: str) -> str:
+        if self._ssm is None:
+            # Imported here: only the AWS path needs SSM, and the imports cost cold-start time.
+            import boto3
+            from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+            # boto3's default session, which the DynamoDB client has already loaded: Powertools' own provider would
+            # build a new session and load botocore's data files again (~60 ms of a cold start).
+            self._ssm = SSMProvider(boto3_client=boto3.client("ssm", config=SSM_CLIENT_CONFIG))
+        # Every SSM secret in one GetParameters call: a cold start's first request needs both.
+        wanted: dict[str, dict[str, object]] = {
+            name: {} for name in (self._settings.salt_parameter, self._settings.session_key_parameter) if name
+        }
+        values = self._ssm.get_parameters_by_name(wanted, decrypt=True, max_age=SECRET_CACHE_SECONDS)
+        return str(values[parameter])

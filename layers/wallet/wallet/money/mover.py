@@ -1,0 +1,232 @@
+"""The one money mover, for games and operators alike: `-minus +plus` on a player's account exactly once per key.
+
+  1. one serializable read of the account and of the entry under the key;
+  2. the player's own key seen before: nothing moves, the result is a replay (a different body is a conflict).
+     Another player's entry under a game trx_id: this is the player's own transaction, in its own slot;
+  3. not allowed (the caller's `authorize`) or minus > balance: nothing moves;
+  4. one atomic write: put the entry if its slot is free + move the balance if the account's version is still the one
+     read. A lost race starts again from the account the failed write returned (or reads again), within a budget.
+The use cases build on it: POST /do (games_server.py) and the operator's moves (operator_moves.py). Nothing here knows
+about API Gateway or DynamoDB: the store does (store.py).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from wallet.money.amounts import move_balance
+from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source, entry_kind, fingerprint, utc_now_iso
+from wallet.money.sessions import player_of_token, session_is_live
+from wallet.money.store import Applied, DuplicateEntry, ReadContended, StaleAccount, WalletStore
+from wallet.settings import DEFAULT_CREDIT_GRACE_DAYS, SecretSource
+
+
+class BillingContended(Exception):
+    """The account kept changing under us for every attempt: answer 5xx, the provider's retry is safe."""
+
+
+class MoveStatus(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    INSUFFICIENT = "insufficient"
+    NO_ACCOUNT = "no_account"
+    UNAUTHORIZED = "unauthorized"
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    status: MoveStatus
+    account: Account | None = None  # the account as the reply should show it (after the move, or current)
+    entry: LedgerEntry | None = None  # the new entry, or the earlier one with the same key
+    conflict: bool = False  # a replayed key whose request differs from the one recorded
+    attempts: int = 1
+    cross_player: bool = False  # a game trx_id another player used first (this one is the player's own)
+
+    @property
+    def balance(self) -> Decimal:
+        if self.account is None:
+            raise ValueError("no account")
+        return self.account.balance
+
+
+Authorize = Callable[[Account], bool]
+DEFAULT_CREDIT_GRACE_SECONDS = DEFAULT_CREDIT_GRACE_DAYS * 24 * 60 * 60
+
+
+def _always(_: Account) -> bool:
+    return True
+
+
+class Mover:
+    """The store, the secrets and the clock the use cases share, the session checks, and the one money mover."""
+
+    def __init__(
+        self,
+        store: WalletStore,
+        secrets: SecretSource,
+        *,
+        session_seconds: int = 24 * 60 * 60,
+        credit_grace_seconds: int = DEFAULT_CREDIT_GRACE_SECONDS,
+        max_write_attempts: int = 10,
+        retry_budget_seconds: float = 2.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.secrets = secrets
+        self.session_seconds = session_seconds
+        self.credit_grace_seconds = credit_grace_seconds
+        self.max_write_attempts = max_write_attempts
+        self.retry_budget_seconds = retry_budget_seconds
+        self.clock = clock
+        self.sleep = sleep
+
+    def live_account(self, token: str) -> Account | None:
+        """The account a session token belongs to, if that session is the player's live one (for the game page)."""
+        player_id = player_of_token(token)
+        if player_id is None:
+            return None
+        account = self.store.get_account(player_id)
+        return account if account is not None and self.holds_live_session(token, account) else None
+
+    def holds_live_session(self, token: str, account: Account) -> bool:
+        """True if `token` is the account's one live session (not replaced, not expired)."""
+        return session_is_live(
+            token, self.secrets.session_key(), account.session_hash, account.session_expires_at, self.clock()
+        )
+
+    # --- the one money mover ----------------------------------------------------------------------------------------
+
+    def move(
+        self,
+        player_id: str,
+        source: Source,
+        key: str,
+        minus: Decimal,
+        plus: Decimal,
+        tag: dict[str, Any],
+        game_uuid: str | None,
+        *,
+        authorize: Authorize = _always,
+        kind: str | None = None,
+        new_status: PlayerStatus | None = None,
+    ) -> MoveResult:
+        """Move `-minus +plus` on the player's account exactly once for this key: (player, trx_id) for a game,
+        the global reference for an operator. With `new_status` the account also takes that status."""
+        request_print = fingerprint(player_id, minus, plus, tag)
+        give_up_at = time.monotonic() + self.retry_budget_seconds
+        # After a lost version race the failed write hands back the account as it now is (ALL_OLD), so the next
+        # attempt starts from that instead of reading again: half the calls per retry, and a shorter race window.
+        account: Account | None = None
+        scoped = False  # another player used this game trx_id first: this player's entry goes in its own slot
+        for attempt in range(1, self.max_write_attempts + 1):
+            if attempt > 1 and time.monotonic() > give_up_at:
+                break  # a 503 now beats a Lambda timeout later: the provider retries either way
+            if account is None:
+                found = self._read_for_move(player_id, source, key, request_print, attempt)
+                if isinstance(found, MoveResult):
+                    return found
+                if found is None:
+                    self._back_off(attempt)
+                    continue
+                account, scoped = found
+            if not authorize(account):
+                return MoveResult(MoveStatus.UNAUTHORIZED, account, attempts=attempt, cross_player=scoped)
+            if minus > account.balance:
+                return MoveResult(MoveStatus.INSUFFICIENT, account, attempts=attempt, cross_player=scoped)
+
+            now = self.clock()
+            entry = LedgerEntry(
+                source=source,
+                key=key,
+                player_id=player_id,
+                minus=minus,
+                plus=plus,
+                balance_before=account.balance,
+                balance_after=move_balance(account.balance, minus, plus),
+                currency=account.currency,
+                created_at=utc_now_iso(now),
+                kind=kind or entry_kind(minus, plus, source, game_uuid),
+                game_uuid=game_uuid,
+                tag=tag,
+                fingerprint=request_print,
+                account_version=account.version + 1,
+                scoped=scoped,
+            )
+            outcome = self.store.record(entry, account, new_status)
+            match outcome:
+                case Applied():
+                    after = _account_after(account, entry, new_status)
+                    return MoveResult(MoveStatus.APPLIED, after, entry, attempts=attempt, cross_player=scoped)
+                case DuplicateEntry(existing=existing, latest=latest):
+                    # A twin won the race for this key between our read and our write.
+                    if existing is None or (existing.player_id != player_id and source is Source.GAME and not scoped):
+                        # Whose entry it is decides what this is; or another player's transaction took the trx_id's
+                        # first slot in between: read again, which finds this player's own slot.
+                        account = None
+                        continue
+                    return self._duplicate(latest or account, existing, request_print, attempt, scoped)
+                case StaleAccount(latest=latest):
+                    account = latest  # None (no item came back) reads again
+                    self._back_off(attempt)
+                case _:  # Contended: DynamoDB cancelled it for a concurrent transaction; read again
+                    account = None
+                    self._back_off(attempt)
+        raise BillingContended(f"account {player_id} kept changing: gave up after {attempt} attempts")
+
+    def _read_for_move(
+        self, player_id: str, source: Source, key: str, request_print: str, attempt: int
+    ) -> tuple[Account, bool] | MoveResult | None:
+        """The account to move and whether the entry goes in the player's own slot; or a final result (no account, a
+        replay); or None when a write was in flight."""
+        try:
+            account, earlier = self.store.get_account_and_entry(player_id, source, key)
+        except ReadContended:
+            return None
+        if account is None:
+            return MoveResult(MoveStatus.NO_ACCOUNT, attempts=attempt)
+        scoped = False
+        if earlier is not None and earlier.player_id != player_id and source is Source.GAME:
+            # Another player's transaction holds this trx_id (a provider whose ids are unique per player, or a
+            # provider bug). A retry always comes for the same player, so this one is the player's own transaction:
+            # read the account again with the player's own slot, in one read, so a replay shows the current balance.
+            scoped = True
+            try:
+                account, earlier = self.store.get_account_and_entry(player_id, source, key, scoped_to=player_id)
+            except ReadContended:
+                return None
+            if account is None:
+                return MoveResult(MoveStatus.NO_ACCOUNT, attempts=attempt)
+        if earlier is not None:
+            # A replay. It moves nothing and reports the current balance; the protocol puts that before the
+            # session check, so a retry after the session was replaced still sees OK.
+            return self._duplicate(account, earlier, request_print, attempt, scoped)
+        return account, scoped
+
+    def _duplicate(
+        self, account: Account, earlier: LedgerEntry, request_print: str, attempt: int, cross_player: bool
+    ) -> MoveResult:
+        conflict = bool(earlier.fingerprint) and earlier.fingerprint != request_print
+        return MoveResult(
+            MoveStatus.DUPLICATE, account, earlier, conflict=conflict, attempts=attempt, cross_player=cross_player
+        )
+
+    def _back_off(self, attempt: int) -> None:
+        # Full jitter, capped: contention is per player, so a few milliseconds usually clear it.
+        self.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))  # noqa: S311 - jitter, not security
+
+
+def _account_after(account: Account, entry: LedgerEntry, new_status: PlayerStatus | None) -> Account:
+    """The account as `entry` left it (what store.record wrote)."""
+    after = replace(account, balance=entry.balance_after, version=entry.account_version)
+    if new_status is None:
+        return after
+    if new_status is PlayerStatus.ACTIVE:
+        return replace(after, status=new_status)
+    return replace(after, status=new_status, session_hash=None, session_expires_at=None)

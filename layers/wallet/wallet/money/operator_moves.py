@@ -1,0 +1,183 @@
+"""The operator's use cases on the money: players, their status and sessions, deposits and withdrawals, the ledger.
+
+Deposits and withdrawals go through the same mover as /do, idempotent by the operator's reference.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from decimal import Decimal
+
+from wallet.money.amounts import InvalidAmount, parse_amount
+from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source, fingerprint, utc_now_iso
+from wallet.money.mover import Authorize, Mover, MoveResult, MoveStatus, _always
+from wallet.money.sessions import IssuedSession, check_player_id, issue_session
+from wallet.money.store import AccountNotActive, NoSuchAccount
+
+
+class OperatorError(ValueError):
+    """An operator request that cannot be done (unknown player, bad amount, not enough money)."""
+
+
+# Operator references share one namespace across players (a payment id is unique at the operator); the opening
+# balance and status changes use a character no reference may contain, so no deposit can collide with them.
+OPERATOR_REF = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+OPENING_PREFIX = "opening#"
+
+STATUS_PREFIX = "status#"
+
+MAX_HISTORY = 10_000
+
+MAX_REASON_LENGTH = 500
+
+MAX_OPERATOR_NAME_LENGTH = 128
+
+
+class OperatorMoves(Mover):
+    """The operator's use cases."""
+
+    def create_player(self, player_id: str, currency: str, opening_balance: Decimal | str = Decimal(0)) -> Account:
+        check_player_id(player_id)
+        opening = _operator_amount(opening_balance, "balance", allow_zero=True)
+        if not currency or len(currency) > 16 or not currency.isalnum():
+            raise OperatorError("currency must be 1-16 letters or digits")
+        created_at = utc_now_iso(self.clock())
+        account = Account(player_id, opening, currency, version=0, created_at=created_at)
+        entry = None
+        if opening > 0:
+            tag = {"operator": "opening"}
+            entry = LedgerEntry(
+                source=Source.OPERATOR,
+                key=f"{OPENING_PREFIX}{player_id}",
+                player_id=player_id,
+                minus=Decimal(0),
+                plus=opening,
+                balance_before=Decimal(0),
+                balance_after=opening,
+                currency=currency,
+                created_at=created_at,
+                kind="opening",
+                tag=tag,
+                fingerprint=fingerprint(player_id, Decimal(0), opening, tag),
+            )
+        if not self.store.create_account(account, entry):
+            raise OperatorError(f"player {player_id} exists already")
+        return account
+
+    def deposit(self, player_id: str, amount: Decimal | str, ref: str) -> MoveResult:
+        value = _operator_amount(amount, "amount")
+        # A closed account takes no new money; what remains can still be withdrawn.
+        return self._operator_move(
+            player_id, ref, Decimal(0), value, "deposit", authorize=lambda a: a.status is not PlayerStatus.CLOSED
+        )
+
+    def withdraw(self, player_id: str, amount: Decimal | str, ref: str) -> MoveResult:
+        value = _operator_amount(amount, "amount")
+        return self._operator_move(player_id, ref, value, Decimal(0), "withdrawal")
+
+    def _operator_move(
+        self, player_id: str, ref: str, minus: Decimal, plus: Decimal, kind: str, authorize: Authorize = _always
+    ) -> MoveResult:
+        check_player_id(player_id)
+        if not OPERATOR_REF.fullmatch(ref):
+            raise OperatorError("ref must be 1-128 characters of letters, digits, '_', '-', '.' or ':'")
+        result = self.move(
+            player_id,
+            Source.OPERATOR,
+            ref,
+            minus,
+            plus,
+            {"operator": kind, "ref": ref},
+            None,
+            authorize=authorize,
+            kind=kind,
+        )
+        if result.status is MoveStatus.NO_ACCOUNT:
+            raise OperatorError(f"unknown player {player_id}")
+        if result.status is MoveStatus.UNAUTHORIZED:
+            assert result.account is not None
+            raise OperatorError(f"player {player_id} is {result.account.status}: {kind}s are refused")
+        if result.status is MoveStatus.INSUFFICIENT:
+            raise OperatorError(f"not enough money: balance {result.balance}, withdrawal {minus}")
+        if result.conflict:
+            raise OperatorError(f"ref {ref} was used before for a different movement")
+        return result
+
+    def set_status(self, player_id: str, status: PlayerStatus | str, reason: str, by: str) -> MoveResult:
+        """Set the player's status, as a ledger entry that moves no money (who, when, why). A player who is no
+        longer active loses the live session at once; money owed on their sessions still lands."""
+        check_player_id(player_id)
+        try:
+            new_status = PlayerStatus(status)
+        except ValueError:
+            raise OperatorError(f"status must be one of {', '.join(s.value for s in PlayerStatus)}") from None
+        tag = {
+            "operator": "status",
+            "status": new_status.value,
+            "reason": _operator_text(reason, "reason", MAX_REASON_LENGTH),
+            "by": _operator_text(by, "by", MAX_OPERATOR_NAME_LENGTH),
+        }
+        key = f"{STATUS_PREFIX}{player_id}#{uuid.uuid4().hex}"
+        zero = Decimal(0)
+        result = self.move(player_id, Source.OPERATOR, key, zero, zero, tag, None, kind="status", new_status=new_status)
+        if result.status is MoveStatus.NO_ACCOUNT:
+            raise OperatorError(f"unknown player {player_id}")
+        return result
+
+    def new_session(self, player_id: str) -> IssuedSession:
+        """A new live session for an active player; the previous one is replaced (money owed on it still lands)."""
+        issued = issue_session(player_id, self.secrets.session_key(), self.clock(), self.session_seconds)
+        # The record is kept (the table's TTL) for as long as money owed on the session may still land.
+        match self.store.start_session(issued.record, issued.expires_at + self.credit_grace_seconds):
+            case NoSuchAccount():
+                raise OperatorError(f"unknown player {player_id}")
+            case AccountNotActive(status=status):
+                raise OperatorError(f"player {player_id} is {status}: no new session")
+        return issued
+
+    def revoke_session(self, player_id: str) -> bool:
+        """End the player's live session (log-out). True if there was one. Money owed on it still lands."""
+        check_player_id(player_id)
+        revoked = self.store.end_session(player_id)
+        if revoked is None:
+            raise OperatorError(f"unknown player {player_id}")
+        return revoked
+
+    def account(self, player_id: str) -> Account:
+        check_player_id(player_id)
+        account = self.store.get_account(player_id)
+        if account is None:
+            raise OperatorError(f"unknown player {player_id}")
+        return account
+
+    def history(self, player_id: str, limit: int = 100) -> list[LedgerEntry]:
+        if not 1 <= limit <= MAX_HISTORY:
+            raise OperatorError(f"limit must be between 1 and {MAX_HISTORY}")
+        self.account(player_id)
+        return self.store.history(player_id, limit)
+
+    def round(self, game_uuid: str) -> list[LedgerEntry]:
+        return self.store.round_entries(game_uuid)
+
+
+def _operator_text(value: str, field: str, max_length: int) -> str:
+    text = value.strip()
+    if not 1 <= len(text) <= max_length:
+        raise OperatorError(f"{field} must be 1-{max_length} characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise OperatorError(f"{field} is not valid text") from None
+    return text
+
+
+def _operator_amount(value: Decimal | str, field: str, *, allow_zero: bool = False) -> Decimal:
+    try:
+        amount = parse_amount(value, field)
+    except InvalidAmount as exc:
+        raise OperatorError(str(exc)) from None
+    if amount == 0 and not allow_zero:
+        raise OperatorError(f"{field} must be greater than zero")
+    return amount

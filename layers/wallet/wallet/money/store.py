@@ -1,0 +1,101 @@
+"""The wallet's store: the interface the use cases depend on, and the typed outcomes of its writes.
+
+Two implementations honour it: `wallet.money.dynamodb.DynamoDBStore` (the table) and `wallet.money.memory.MemoryStore`
+(an in-memory twin for the money rules' tests and the simulation). tests/contract holds both to the same suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source
+from wallet.money.sessions import SessionRecord
+
+
+class StoreUnavailable(Exception):
+    """The store did not give an answer we can act on (throttled, timed out, unreachable, rejected)."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    pass
+
+
+@dataclass(frozen=True)
+class DuplicateEntry:
+    """The entry key exists already. `existing` is the stored entry; `latest` the account if it changed too."""
+
+    existing: LedgerEntry | None
+    latest: Account | None
+
+
+@dataclass(frozen=True)
+class StaleAccount:
+    """The account changed since it was read (another movement won the race): read again and retry."""
+
+    latest: Account | None
+
+
+@dataclass(frozen=True)
+class Contended:
+    """DynamoDB cancelled the transaction because another one touched the same items at that moment."""
+
+
+WriteOutcome = Applied | DuplicateEntry | StaleAccount | Contended
+
+
+@dataclass(frozen=True)
+class SessionStarted:
+    pass
+
+
+@dataclass(frozen=True)
+class NoSuchAccount:
+    pass
+
+
+@dataclass(frozen=True)
+class AccountNotActive:
+    status: PlayerStatus
+
+
+SessionOutcome = SessionStarted | NoSuchAccount | AccountNotActive
+
+
+class ReadContended(Exception):
+    """A consistent read was refused because a write on the same items was in flight: read again."""
+
+
+class WalletStore(Protocol):
+    """Accounts, session records and ledger entries. Every read is strongly consistent; every write is atomic."""
+
+    def get_account(self, player_id: str) -> Account | None: ...
+
+    def get_account_and_entry(
+        self, player_id: str, source: Source, key: str, scoped_to: str | None = None
+    ) -> tuple[Account | None, LedgerEntry | None]:
+        """The account and the entry in the key's first slot (or `scoped_to`'s own slot), read together."""
+        ...
+
+    def get_session(self, player_id: str, token_hash: str) -> SessionRecord | None: ...
+
+    def record(self, entry: LedgerEntry, expected: Account, new_status: PlayerStatus | None = None) -> WriteOutcome:
+        """Put `entry` if its slot is free and move the account from `expected` (same version and balance) to what
+        the entry says, atomically; or change nothing and say why."""
+        ...
+
+    def create_account(self, account: Account, opening: LedgerEntry | None) -> bool: ...
+
+    def start_session(self, session: SessionRecord, purge_at: int) -> SessionOutcome: ...
+
+    def end_session(self, player_id: str) -> bool | None: ...
+
+    def history(self, player_id: str, limit: int = 100) -> list[LedgerEntry]: ...
+
+    def round_entries(self, game_uuid: str) -> list[LedgerEntry]: ...
+
+    def iter_accounts(self) -> Iterator[Account]: ...
+
+    def iter_entries(self) -> Iterator[LedgerEntry]: ...

@@ -1,0 +1,1 @@
+"""The operator's side: the `wallet` CLI, the audit and the reports."""
