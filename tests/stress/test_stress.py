@@ -37,7 +37,7 @@ from wallet.money.wallet import Wallet
 from wallet_local.process import WALLET, LocalStackProcess, clean_environ
 from wallet_local.stack import DEMO_PLAYER, LOCAL_TABLE, local_environment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 20.0
