@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from wallet.money.ledger import Account, Source
-from wallet.money.mover import Authorize, BillingContended, Mover, MoveStatus
+from wallet.money.mover import Authorize, BillingContended, Mover, MoveRequest, MoveStatus
 from wallet.money.protocol import (
     SESSION_NOT_FOUND,
     SIGN_NOT_FOUND,
@@ -113,16 +113,10 @@ class GamesServerBilling(Mover):
                 return Outcome(SESSION_NOT_FOUND, Event.SESSION_NOT_FOUND, **common, attempts=1)
             return Outcome(ok(account.balance, account.currency), Event.BALANCE, **common, attempts=1)
 
-        result = self.move(
-            player_id,
-            Source.GAME,
-            trx_id,
-            movement.minus,
-            movement.plus,
-            movement.tag,
-            movement.game_uuid,
-            authorize=self._session_allows(session, movement),
+        request = MoveRequest(
+            player_id, Source.GAME, trx_id, movement.minus, movement.plus, movement.tag, movement.game_uuid
         )
+        result = self.move(request, authorize=self._session_allows(session, movement))
         extra: dict[str, Any] = {
             "conflict": result.conflict,
             "attempts": result.attempts,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -56,6 +56,23 @@ class MoveResult:
 
 
 Authorize = Callable[[Account], bool]
+
+
+@dataclass(frozen=True)
+class MoveRequest:
+    """One movement to make exactly once: `-minus +plus` for this key (a game's trx_id, an operator's reference)."""
+
+    player_id: str
+    source: Source
+    key: str
+    minus: Decimal
+    plus: Decimal
+    tag: dict[str, Any] = field(default_factory=dict)
+    game_uuid: str | None = None
+    kind: str | None = None  # the entry's kind, when the amounts alone do not say it (deposit, status...)
+    new_status: PlayerStatus | None = None  # the account takes this status in the same write
+
+
 DEFAULT_CREDIT_GRACE_SECONDS = DEFAULT_CREDIT_GRACE_DAYS * 24 * 60 * 60
 
 
@@ -103,23 +120,17 @@ class Mover:
 
     # --- the one money mover ----------------------------------------------------------------------------------------
 
-    def move(
-        self,
-        player_id: str,
-        source: Source,
-        key: str,
-        minus: Decimal,
-        plus: Decimal,
-        tag: dict[str, Any],
-        game_uuid: str | None,
-        *,
-        authorize: Authorize = _always,
-        kind: str | None = None,
-        new_status: PlayerStatus | None = None,
-    ) -> MoveResult:
+    def move(self, request: MoveRequest, authorize: Authorize = _always) -> MoveResult:
         """Move `-minus +plus` on the player's account exactly once for this key: (player, trx_id) for a game,
         the global reference for an operator. With `new_status` the account also takes that status."""
-        request_print = fingerprint(player_id, minus, plus, tag)
+        player_id, source, key, minus, plus = (
+            request.player_id,
+            request.source,
+            request.key,
+            request.minus,
+            request.plus,
+        )
+        request_print = fingerprint(player_id, minus, plus, request.tag)
         give_up_at = time.monotonic() + self.retry_budget_seconds
         # After a lost version race the failed write hands back the account as it now is (ALL_OLD), so the next
         # attempt starts from that instead of reading again: half the calls per retry, and a shorter race window.
@@ -152,17 +163,17 @@ class Mover:
                 balance_after=move_balance(account.balance, minus, plus),
                 currency=account.currency,
                 created_at=utc_now_iso(now),
-                kind=kind or entry_kind(minus, plus, source, game_uuid),
-                game_uuid=game_uuid,
-                tag=tag,
+                kind=request.kind or entry_kind(minus, plus, source, request.game_uuid),
+                game_uuid=request.game_uuid,
+                tag=request.tag,
                 fingerprint=request_print,
                 account_version=account.version + 1,
                 scoped=scoped,
             )
-            outcome = self.store.record(entry, account, new_status)
+            outcome = self.store.record(entry, account, request.new_status)
             match outcome:
                 case Applied():
-                    after = _account_after(account, entry, new_status)
+                    after = _account_after(account, entry, request.new_status)
                     return MoveResult(MoveStatus.APPLIED, after, entry, attempts=attempt, cross_player=scoped)
                 case DuplicateEntry(existing=existing, latest=latest):
                     # A twin won the race for this key between our read and our write.

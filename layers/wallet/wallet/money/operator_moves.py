@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from wallet.money.amounts import InvalidAmount, parse_amount
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source, fingerprint, utc_now_iso
-from wallet.money.mover import Authorize, Mover, MoveResult, MoveStatus, _always
+from wallet.money.mover import Authorize, Mover, MoveRequest, MoveResult, MoveStatus, _always
 from wallet.money.sessions import IssuedSession, check_player_id, issue_session
 from wallet.money.store import AccountNotActive, NoSuchAccount
 
@@ -83,17 +83,8 @@ class OperatorMoves(Mover):
         check_player_id(player_id)
         if not OPERATOR_REF.fullmatch(ref):
             raise OperatorError("ref must be 1-128 characters of letters, digits, '_', '-', '.' or ':'")
-        result = self.move(
-            player_id,
-            Source.OPERATOR,
-            ref,
-            minus,
-            plus,
-            {"operator": kind, "ref": ref},
-            None,
-            authorize=authorize,
-            kind=kind,
-        )
+        tag = {"operator": kind, "ref": ref}
+        result = self.move(MoveRequest(player_id, Source.OPERATOR, ref, minus, plus, tag, kind=kind), authorize)
         if result.status is MoveStatus.NO_ACCOUNT:
             raise OperatorError(f"unknown player {player_id}")
         if result.status is MoveStatus.UNAUTHORIZED:
@@ -121,7 +112,8 @@ class OperatorMoves(Mover):
         }
         key = f"{STATUS_PREFIX}{player_id}#{uuid.uuid4().hex}"
         zero = Decimal(0)
-        result = self.move(player_id, Source.OPERATOR, key, zero, zero, tag, None, kind="status", new_status=new_status)
+        request = MoveRequest(player_id, Source.OPERATOR, key, zero, zero, tag, kind="status", new_status=new_status)
+        result = self.move(request)
         if result.status is MoveStatus.NO_ACCOUNT:
             raise OperatorError(f"unknown player {player_id}")
         return result
