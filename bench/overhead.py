@@ -63,7 +63,7 @@ def _timed(function: Callable[..., Any], samples: list[int]) -> Callable[..., An
 def measure(requests: int, warmup: int) -> dict[str, Any]:
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         module = load_billing_module()
-        wallet = module.wallet
+        wallet = module.lambda_wallet()
         stubber = Stubber(wallet.store.client)
         stubber.activate()
         account = stub_account_item(PLAYER, TOKEN)

@@ -11,14 +11,13 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet.bootstrap import build_wallet
+from wallet.bootstrap import lambda_wallet
 from wallet.money.games_server import BillingUnavailable, Event, Outcome
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 app = APIGatewayRestResolver()
-wallet = build_wallet()
 
 JSON = "application/json"
 # One metric name per event: bets, wins, duplicates, conflicts, sign failures, not enough money...
@@ -52,7 +51,7 @@ def _raw_body() -> str | bytes:
 
 @app.post("/do")
 def do() -> Response[str]:
-    outcome = wallet.handle_do(_raw_body())
+    outcome = lambda_wallet().handle_do(_raw_body())  # built on the first request, then kept
     _observe(outcome)
     return Response(status_code=200, content_type=JSON, body=outcome.reply.to_json())
 

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet.bootstrap import build_catalogue_store, build_wallet
+from wallet.bootstrap import build_catalogue_store, lambda_wallet
 from wallet.catalogue.games import GAMES_CONFIG_KEY, CachedCatalogue, CatalogueError, GamesConfig
 from wallet.catalogue.page import (
     LANGUAGES,
@@ -28,7 +28,6 @@ logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 app = APIGatewayRestResolver()
-wallet = build_wallet()
 settings = CatalogueSettings.from_env()
 store = build_catalogue_store(settings)
 catalogue = CachedCatalogue(lambda: store.read(GAMES_CONFIG_KEY), ttl=settings.cache_seconds)
@@ -65,7 +64,7 @@ def _current_catalogue() -> GamesConfig | None:
 
 def _live_account(query: dict[str, str]) -> Account | None:
     token = query.get("session") or ""
-    return wallet.live_account(token) if token else None
+    return lambda_wallet().live_account(token) if token else None
 
 
 @app.get("/play/<application>")

@@ -20,6 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.support import SALT, SESSION_KEY, LambdaContext
+from wallet.bootstrap import lambda_wallet
 from wallet.catalogue.games import GAMES_CONFIG_KEY, GamesConfig, parse_games_config
 from wallet.catalogue.page import (
     DEFAULT_KF_LIST,
@@ -478,7 +479,7 @@ class GamePageApp:
 
     @property
     def wallet(self) -> Any:
-        return self.module.wallet
+        return lambda_wallet()
 
     def publish(self, raw: bytes) -> None:
         self.s3.put_object(Bucket=BUCKET, Key=GAMES_CONFIG_KEY, Body=raw, ContentType="application/json")
@@ -553,8 +554,8 @@ def app(
 def live(app: GamePageApp) -> tuple[GamePageApp, str]:
     """A published catalogue and player p1 (account currency EUR) with a live session."""
     app.publish(json.dumps(config_document()).encode())
-    app.wallet.create_player("p1", "EUR", Decimal(1000))
-    return app, app.wallet.new_session("p1").token
+    lambda_wallet().create_player("p1", "EUR", Decimal(1000))
+    return app, lambda_wallet().new_session("p1").token
 
 
 def csp_nonce(headers: dict[str, str]) -> str:
@@ -670,14 +671,14 @@ def test_hostile_query_key_is_not_reflected_unescaped(live: tuple[GamePageApp, s
 
 def test_expired_session_is_403(live: tuple[GamePageApp, str]) -> None:
     app, token = live
-    app.wallet.clock = lambda: time.time() + 24 * 60 * 60 + 1
+    lambda_wallet().clock = lambda: time.time() + 24 * 60 * 60 + 1
     assert_refused(app.play(session=token), 403, "Your game session has expired")
     assert_refused(app.lobby(session=token), 403, "Your game session has expired")
 
 
 def test_replaced_session_is_403(live: tuple[GamePageApp, str]) -> None:
     app, token = live
-    newer = app.wallet.new_session("p1").token
+    newer = lambda_wallet().new_session("p1").token
     assert_refused(app.play(session=token), 403, "Your game session has expired")
     assert app.play(session=newer).status == 200
 
@@ -697,8 +698,8 @@ def test_no_session(live: tuple[GamePageApp, str]) -> None:
 
 
 def test_no_catalogue_yet_is_503_then_the_published_one_serves(app: GamePageApp) -> None:
-    app.wallet.create_player("p1", "FUN", Decimal(10))
-    token = app.wallet.new_session("p1").token
+    lambda_wallet().create_player("p1", "FUN", Decimal(10))
+    token = lambda_wallet().new_session("p1").token
     assert_refused(app.play(session=token), 503, "not available yet")
     assert_refused(app.lobby(session=token), 503, "not available yet")
     app.publish(json.dumps(config_document()).encode())
@@ -751,8 +752,8 @@ def test_hostile_catalogue_reaches_the_pages_escaped(app: GamePageApp) -> None:
     document = config_document(a_op=HOSTILE, e_keno='<img src=x onerror="alert(1)">')
     document["applications"]["a_ec"]["preview"] = '"><script>alert(2)</script>.png'
     app.publish(json.dumps(document).encode())
-    app.wallet.create_player("p1", "FUN", Decimal(10))
-    token = app.wallet.new_session("p1").token
+    lambda_wallet().create_player("p1", "FUN", Decimal(10))
+    token = lambda_wallet().new_session("p1").token
 
     page = app.play("a_op", session=token)
     assert page.status == 200
@@ -775,8 +776,8 @@ def test_a_corrupt_published_catalogue_is_503(live: tuple[GamePageApp, str]) -> 
 
 
 def test_unreadable_store_is_503(app: GamePageApp) -> None:
-    app.wallet.create_player("p1", "FUN", Decimal(10))
-    token = app.wallet.new_session("p1").token
+    lambda_wallet().create_player("p1", "FUN", Decimal(10))
+    token = lambda_wallet().new_session("p1").token
     app.s3.delete_bucket(Bucket=BUCKET)  # S3 answers NoSuchBucket: StoreUnavailable
     assert_refused(app.play(session=token), 503, "not available yet")
     assert_refused(app.lobby(session=token), 503, "not available yet")

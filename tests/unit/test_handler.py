@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
+from wallet.bootstrap import lambda_wallet
 from wallet.money.store import StaleAccount
 from wallet_local.front import import_file
 
@@ -44,7 +45,7 @@ class Billing:
 
     @property
     def wallet(self) -> Any:
-        return self.module.wallet
+        return lambda_wallet()
 
     def call(self, body: str | None, **event: Any) -> dict[str, Any]:
         request = api_gateway_event(body)
@@ -82,8 +83,8 @@ def billing(
     # The same reuse keeps the level of whichever test imported a handler first (the fuzz and fault suites use ERROR).
     level = module.logger.log_level
     module.logger.setLevel("INFO")
-    module.wallet.create_player("p1", "FUN", Decimal(1000))
-    session = module.wallet.new_session("p1").token
+    lambda_wallet().create_player("p1", "FUN", Decimal(1000))
+    session = lambda_wallet().new_session("p1").token
     capsys.readouterr()
     yield Billing(module, session, log_buffer, capsys)
     module.logger.setLevel(level)

@@ -47,7 +47,7 @@ import yaml
 from moto import mock_aws
 
 from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
-from wallet.bootstrap import Secrets
+from wallet.bootstrap import Secrets, lambda_wallet
 from wallet.money.dynamodb import DynamoDBStore
 from wallet.money.wallet import Wallet
 from wallet.settings import Settings
@@ -765,6 +765,7 @@ def cold_start(stack: Stack, function_id: str, scenario: str, **overrides: str) 
                 env.setenv(name, value)
         RECORDER.function, RECORDER.scenario = function_id, scenario
         module_name = f"iam_under_test_{translated().code_dirs[function_id]}_{uuid.uuid4().hex}"
+        lambda_wallet.cache_clear()  # a new instance builds its own wallet, in this scenario's environment
         try:
             module = import_file(module_name, ROOT / "functions" / translated().code_dirs[function_id] / "app.py")
             # Powertools reuses the "wallet" logger and its stdout handler across imports: keep its lines here.
