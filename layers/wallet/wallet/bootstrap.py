@@ -35,11 +35,11 @@ CLIENT_CONFIG = Config(
 )
 
 
-def make_dynamodb_client(endpoint_url: str | None = None, region: str | None = None) -> DynamoDBClient:
+def make_dynamodb_client(
+    endpoint_url: str | None = None, region: str | None = None, config: Config = CLIENT_CONFIG
+) -> DynamoDBClient:
     # endpoint_url None lets boto3 honour AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local) as well as real AWS.
-    client: DynamoDBClient = boto3.client(
-        "dynamodb", endpoint_url=endpoint_url, region_name=region, config=CLIENT_CONFIG
-    )
+    client: DynamoDBClient = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=region, config=config)
     return client
 
 
