@@ -3,7 +3,7 @@ BIN := .venv/bin
 PY := $(BIN)/python
 export AWS_DEFAULT_REGION ?= eu-west-1
 
-.PHONY: install run test check lint format typecheck validate unit integration e2e build check-build bench clean
+.PHONY: install run test check lint format typecheck validate unit integration e2e build check-build bench soak clean
 
 install:
 	@bash scripts/install.sh
@@ -50,6 +50,11 @@ check-build:
 
 bench: install
 	$(PY) -m bench
+
+# The deterministic simulation (tests/simulation/vopr.py) over many more seeds than CI's 2000, with progress; stops at
+# the first failing seed and prints how to replay it. Override SEEDS, START (the first seed) and JOBS (processes).
+soak:
+	$(PY) -m tests.simulation.vopr --seeds $(or $(SEEDS),100000) --start $(or $(START),0) --jobs $(or $(JOBS),2) --every 5000
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache artifacts

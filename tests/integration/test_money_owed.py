@@ -635,3 +635,31 @@ def test_session_record_key_matches_the_repository(owed: Wallet) -> None:
     )["Item"]
     assert (item["pk"]["S"], item["sk"]["S"]) == ("PLAYER#p1", f"SESSION#{issued.token_hash}")
     assert owed.store.get_session("p1", issued.token_hash) == issued.record
+
+
+@pytest.mark.parametrize("session_change", ["revoked", "replaced"])
+def test_a_bet_read_before_a_session_change_does_not_land_after_it(owed: Wallet, session_change: str) -> None:
+    """A log-out or a new session moves no account version: a debit's write also requires the live session it read
+    (found by tests/simulation, seed 36), so the bet in flight is refused while a win in flight still lands."""
+    session = owed.new_session("p1").token
+    read = owed.store.get_account_and_entry
+    changed: list[str] = []
+
+    def change_after_read(*args: Any, **kwargs: Any) -> tuple[Account | None, LedgerEntry | None]:
+        found = read(*args, **kwargs)
+        if not changed:  # the session changes between this request's read and its write
+            changed.append(session_change)
+            owed.revoke_session("p1") if session_change == "revoked" else owed.new_session("p1")
+        return found
+
+    owed.store.get_account_and_entry = change_after_read  # type: ignore[method-assign]
+    refused = send(owed, do_body(session, "bet-in-flight", 100, 0, {**SLOT, "game_uuid": "R-1"}))
+    changed.clear()
+    landed = send(owed, do_body(session, "win-in-flight", 0, 40, {**SLOT, "game_uuid": "R-0"}))
+    owed.store.get_account_and_entry = read  # type: ignore[method-assign]
+
+    assert refused.reply.to_json() == '{"status":"session_not_found"}'
+    assert_ok(landed, 1040, Event.WIN)
+    assert balance(owed) == 1040
+    assert [e.key for e in game_entries(owed, "p1")] == ["win-in-flight"]
+    assert_audit_clean(owed)

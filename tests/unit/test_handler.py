@@ -258,7 +258,7 @@ def test_timeout_after_the_write_then_the_retry_gets_ok(billing: Billing, monkey
 
 
 def test_contention_is_503(billing: Billing, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(billing.wallet.store, "record", lambda _entry, _expected, _status=None: StaleAccount(None))
+    monkeypatch.setattr(billing.wallet.store, "record", lambda _entry, _expected, _status=None, **_: StaleAccount(None))
     monkeypatch.setattr(billing.wallet, "sleep", lambda _: None)
     assert_unavailable(billing.do("t-race", 100, 0))
     monkeypatch.undo()
@@ -400,9 +400,9 @@ def test_write_retries_metric(
     real = billing.wallet.store.record
     calls = [0]
 
-    def stale_once(entry: Any, expected: Any, new_status: Any = None) -> Any:
+    def stale_once(entry: Any, expected: Any, new_status: Any = None, **guards: Any) -> Any:
         calls[0] += 1
-        return StaleAccount(None) if calls[0] == 1 else real(entry, expected, new_status)
+        return StaleAccount(None) if calls[0] == 1 else real(entry, expected, new_status, **guards)
 
     monkeypatch.setattr(billing.wallet.store, "record", stale_once)
     monkeypatch.setattr(billing.wallet, "sleep", lambda _: None)

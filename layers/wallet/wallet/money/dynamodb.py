@@ -134,7 +134,14 @@ class DynamoDBStore:
 
     # --- writes -------------------------------------------------------------------------------------------------
 
-    def record(self, entry: LedgerEntry, expected: Account, new_status: PlayerStatus | None = None) -> WriteOutcome:
+    def record(
+        self,
+        entry: LedgerEntry,
+        expected: Account,
+        new_status: PlayerStatus | None = None,
+        *,
+        same_session: bool = False,
+    ) -> WriteOutcome:
         """Put `entry` if its key is new and move the account from `expected` to entry.balance_after (and to version
         entry.account_version, which must be expected.version + 1), atomically. With `new_status`, the account takes
         that status in the same write, and a player who is no longer active loses the live session."""
@@ -149,6 +156,12 @@ class DynamoDBStore:
             ":now": {"S": entry.created_at},
         }
         names: dict[str, str] = {}
+        condition = "version = :expected AND balance = :before"
+        if same_session:
+            # A debit was allowed for the live session read: a log-out or a new session since then (which do not move
+            # the version) must refuse it too.
+            condition += " AND session_hash = :session"
+            values[":session"] = {"S": expected.session_hash or ""}
         if new_status is not None:
             update += ", #status = :status"
             values[":status"] = {"S": new_status.value}
@@ -161,7 +174,7 @@ class DynamoDBStore:
             # The new balance is computed from the version read; the version and balance guard make a concurrent
             # movement fail this one instead of being overwritten.
             "UpdateExpression": update,
-            "ConditionExpression": "version = :expected AND balance = :before",
+            "ConditionExpression": condition,
             "ExpressionAttributeValues": values,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }

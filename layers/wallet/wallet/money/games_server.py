@@ -114,7 +114,14 @@ class GamesServerBilling(Mover):
             return Outcome(ok(account.balance, account.currency), Event.BALANCE, **common, attempts=1)
 
         request = MoveRequest(
-            player_id, Source.GAME, trx_id, movement.minus, movement.plus, movement.tag, movement.game_uuid
+            player_id,
+            Source.GAME,
+            trx_id,
+            movement.minus,
+            movement.plus,
+            movement.tag,
+            movement.game_uuid,
+            same_session=movement.minus > 0,
         )
         result = self.move(request, authorize=self._session_allows(session, movement))
         extra: dict[str, Any] = {

@@ -83,14 +83,26 @@ class MemoryStore:
 
     # --- writes -------------------------------------------------------------------------------------------------
 
-    def record(self, entry: LedgerEntry, expected: Account, new_status: PlayerStatus | None = None) -> WriteOutcome:
+    def record(
+        self,
+        entry: LedgerEntry,
+        expected: Account,
+        new_status: PlayerStatus | None = None,
+        *,
+        same_session: bool = False,
+    ) -> WriteOutcome:
         if entry.account_version != expected.version + 1:
             raise ValueError("an entry must produce the version after the one read")
         slot = _slot(entry)
         with self._lock:
             account = self._accounts.get(entry.player_id)
             existing = self._entries.get(slot)
-            stale = account is None or account.version != expected.version or account.balance != entry.balance_before
+            stale = (
+                account is None
+                or account.version != expected.version
+                or account.balance != entry.balance_before
+                or (same_session and (account.session_hash is None or account.session_hash != expected.session_hash))
+            )
             # As DynamoDB reports a cancelled transaction: the entry's condition first, the account's item only when
             # its own condition failed.
             if existing is not None:

@@ -71,6 +71,7 @@ class MoveRequest:
     game_uuid: str | None = None
     kind: str | None = None  # the entry's kind, when the amounts alone do not say it (deposit, status...)
     new_status: PlayerStatus | None = None  # the account takes this status in the same write
+    same_session: bool = False  # a debit: the live session read must still be the live one when it is written
 
 
 DEFAULT_CREDIT_GRACE_SECONDS = DEFAULT_CREDIT_GRACE_DAYS * 24 * 60 * 60
@@ -170,7 +171,7 @@ class Mover:
                 account_version=account.version + 1,
                 scoped=scoped,
             )
-            outcome = self.store.record(entry, account, request.new_status)
+            outcome = self.store.record(entry, account, request.new_status, same_session=request.same_session)
             match outcome:
                 case Applied():
                     after = _account_after(account, entry, request.new_status)

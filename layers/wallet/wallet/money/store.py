@@ -81,9 +81,16 @@ class WalletStore(Protocol):
 
     def get_session(self, player_id: str, token_hash: str) -> SessionRecord | None: ...
 
-    def record(self, entry: LedgerEntry, expected: Account, new_status: PlayerStatus | None = None) -> WriteOutcome:
-        """Put `entry` if its slot is free and move the account from `expected` (same version and balance) to what
-        the entry says, atomically; or change nothing and say why."""
+    def record(
+        self,
+        entry: LedgerEntry,
+        expected: Account,
+        new_status: PlayerStatus | None = None,
+        *,
+        same_session: bool = False,
+    ) -> WriteOutcome:
+        """Put `entry` if its slot is free and move the account from `expected` (same version and balance, and with
+        `same_session` the same live session) to what the entry says, atomically; or change nothing and say why."""
         ...
 
     def create_account(self, account: Account, opening: LedgerEntry | None) -> bool: ...
