@@ -267,3 +267,13 @@ def test_local_refuses_a_session_lifetime_out_of_range(seconds: str, capsys: pyt
         wallet_command(["local", "--session-seconds", seconds])
     assert stopped.value.code == 2
     assert "--session-seconds: must be a whole number of seconds from 1 to 86400" in capsys.readouterr().err
+
+
+def test_player_status_with_a_ref_is_recorded_once(cli: Cli) -> None:
+    first = cli.ok("player", "status", "p1", "suspended", "--reason", "chargeback", "--by", "eve", "--ref", "case-77")
+    again = cli.ok("player", "status", "p1", "suspended", "--reason", "chargeback", "--by", "eve", "--ref", "case-77")
+    assert first["entry"] == again["entry"]
+    assert [e.kind for e in cli.wallet.history("p1")] == ["status", "opening"]
+    assert "used before" in cli.fails("player", "status", "p1", "closed", "--reason", "other", "--ref", "case-77")
+    assert "ref must be" in cli.fails("player", "status", "p1", "closed", "--reason", "x", "--ref", "bad ref")
+    assert cli.wallet.account("p1").status.value == "suspended"

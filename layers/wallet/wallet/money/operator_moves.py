@@ -96,10 +96,15 @@ class OperatorMoves(Mover):
             raise OperatorError(f"ref {ref} was used before for a different movement")
         return result
 
-    def set_status(self, player_id: str, status: PlayerStatus | str, reason: str, by: str) -> MoveResult:
+    def set_status(
+        self, player_id: str, status: PlayerStatus | str, reason: str, by: str, ref: str | None = None
+    ) -> MoveResult:
         """Set the player's status, as a ledger entry that moves no money (who, when, why). A player who is no
-        longer active loses the live session at once; money owed on their sessions still lands."""
+        longer active loses the live session at once; money owed on their sessions still lands. With `ref`, a retry
+        of the same change (after a timeout, say) is recognised and recorded once."""
         check_player_id(player_id)
+        if ref is not None and not OPERATOR_REF.fullmatch(ref):
+            raise OperatorError("ref must be 1-128 characters of letters, digits, '_', '-', '.' or ':'")
         try:
             new_status = PlayerStatus(status)
         except ValueError:
@@ -110,12 +115,14 @@ class OperatorMoves(Mover):
             "reason": _operator_text(reason, "reason", MAX_REASON_LENGTH),
             "by": _operator_text(by, "by", MAX_OPERATOR_NAME_LENGTH),
         }
-        key = f"{STATUS_PREFIX}{player_id}#{uuid.uuid4().hex}"
+        key = f"{STATUS_PREFIX}{player_id}#{ref or uuid.uuid4().hex}"
         zero = Decimal(0)
         request = MoveRequest(player_id, Source.OPERATOR, key, zero, zero, tag, kind="status", new_status=new_status)
         result = self.move(request)
         if result.status is MoveStatus.NO_ACCOUNT:
             raise OperatorError(f"unknown player {player_id}")
+        if result.conflict:
+            raise OperatorError(f"ref {ref} was used before for a different status change")
         return result
 
     def new_session(self, player_id: str) -> IssuedSession:

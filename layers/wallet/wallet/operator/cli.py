@@ -70,7 +70,7 @@ def _withdraw(wallet: Wallet, args: argparse.Namespace) -> Any:
 
 
 def _player_status(wallet: Wallet, args: argparse.Namespace) -> Any:
-    result = wallet.set_status(args.player, args.status, args.reason, args.by or _operator_name())
+    result = wallet.set_status(args.player, args.status, args.reason, args.by or _operator_name(), args.ref)
     assert result.account is not None
     return {**_account_json(result.account), "entry": result.entry.as_json() if result.entry else None}
 
@@ -172,6 +172,7 @@ def _add_player_and_session_commands(commands: Any) -> None:
     status.add_argument("status", choices=[s.value for s in PlayerStatus])
     status.add_argument("--reason", required=True, help="why (kept in the player's history)")
     status.add_argument("--by", help="who (default: WALLET_OPERATOR or the login name)")
+    status.add_argument("--ref", help="a reference for this change: run again with it, it is recorded once")
     status.set_defaults(run=_player_status)
 
     session = commands.add_parser("session", help="game sessions").add_subparsers(dest="session_command", required=True)
