@@ -34,10 +34,10 @@ validate:
 	.local/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 unit:
-	$(PY) -m pytest -q tests/unit tests/contract
+	$(PY) -m pytest -q -n 2 tests/unit tests/contract -m "not integration"
 
 integration:
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q tests/integration tests/contract -m integration
 
 e2e:
 	$(PY) -m pytest -q tests/e2e

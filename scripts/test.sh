@@ -23,9 +23,9 @@ stage() {  # stage NAME COMMAND...
 stage lint make --no-print-directory lint
 stage typecheck make --no-print-directory typecheck
 stage validate make --no-print-directory validate
-stage unit "$PY" -m pytest -q -p no:cacheprovider tests/unit tests/contract
+stage unit "$PY" -m pytest -q -p no:cacheprovider -n 2 tests/unit tests/contract -m "not integration"
 stage simulation "$PY" -m pytest -q -p no:cacheprovider tests/simulation
-stage integration "$PY" -m pytest -q -p no:cacheprovider tests/integration
+stage integration "$PY" -m pytest -q -p no:cacheprovider tests/integration tests/contract -m integration
 stage faults "$PY" -m pytest -q -p no:cacheprovider tests/faults
 stage fuzz "$PY" -m pytest -q -p no:cacheprovider tests/fuzz
 stage e2e "$PY" -m pytest -q -p no:cacheprovider tests/e2e

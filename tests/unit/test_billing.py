@@ -1,9 +1,13 @@
-"""The wallet's use cases on moto: every reply of POST /do and every money rule of PROTOCOL.md, and the operator."""
+"""The wallet's use cases: every reply of POST /do and every money rule of PROTOCOL.md, and the operator.
+
+The money rules run on the in-memory twin (the `store` fixture, tests/unit/conftest.py); the tests that count DynamoDB
+operations (`calls`) or read raw items (`moto_client`) run on moto's table."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -13,7 +17,6 @@ import pytest
 
 from tests.support import SALT, SESSION_KEY, do_body
 from wallet.bootstrap import Secrets
-from wallet.money.dynamodb import DynamoDBStore
 from wallet.money.games_server import BillingUnavailable, Event
 from wallet.money.ledger import LedgerEntry, Source
 from wallet.money.mover import BillingContended, MoveStatus
@@ -21,7 +24,7 @@ from wallet.money.operator_moves import OperatorError
 from wallet.money.protocol import SESSION_NOT_FOUND, SIGN_NOT_FOUND
 from wallet.money.sessions import MAX_SESSION_SECONDS, InvalidPlayerId
 from wallet.money.sign import compute_sign
-from wallet.money.store import Contended, ReadContended, StaleAccount
+from wallet.money.store import Contended, ReadContended, StaleAccount, WalletStore
 from wallet.money.wallet import Wallet
 from wallet.operator.audit import audit_store
 from wallet.settings import Settings
@@ -39,9 +42,15 @@ class Clock:
         return self.now
 
 
-def wallet_on(client: Any, clock: Callable[[], float], **kwargs: Any) -> Wallet:
+def wallet_on(store: WalletStore, clock: Callable[[], float] = time.time, **kwargs: Any) -> Wallet:
     settings = Settings(table_name="wallet-test", salt=SALT, session_key=SESSION_KEY)
-    return Wallet(DynamoDBStore("wallet-test", client), Secrets(settings), clock=clock, sleep=lambda _: None, **kwargs)
+    return Wallet(store, Secrets(settings), clock=clock, sleep=lambda _: None, **kwargs)
+
+
+@pytest.fixture
+def wallet(store: WalletStore) -> Wallet:
+    """tests/conftest.py's wallet (and so its `player`), on this module's store."""
+    return wallet_on(store)
 
 
 @pytest.fixture
@@ -332,9 +341,9 @@ def test_player_without_a_session(wallet: Wallet) -> None:
     assert do(wallet, "p3.whatever", None, 0, 0, {}).reply == SESSION_NOT_FOUND
 
 
-def test_expired_session(moto_client: Any) -> None:
+def test_expired_session(store: WalletStore) -> None:
     clock = Clock()
-    wallet = wallet_on(moto_client, clock, session_seconds=3600)
+    wallet = wallet_on(store, clock, session_seconds=3600)
     wallet.create_player("p1", "FUN", Decimal(1000))
     issued = wallet.new_session("p1")
     assert issued.expires_at == int(clock.now) + 3600
@@ -347,9 +356,9 @@ def test_expired_session(moto_client: Any) -> None:
     assert balance(wallet) == 999
 
 
-def test_session_never_lasts_more_than_a_day(moto_client: Any) -> None:
+def test_session_never_lasts_more_than_a_day(store: WalletStore) -> None:
     clock = Clock()
-    wallet = wallet_on(moto_client, clock, session_seconds=10 * MAX_SESSION_SECONDS)
+    wallet = wallet_on(store, clock, session_seconds=10 * MAX_SESSION_SECONDS)
     wallet.create_player("p1", "FUN")
     issued = wallet.new_session("p1")
     assert issued.expires_at - int(clock.now) == MAX_SESSION_SECONDS == 86400
@@ -489,9 +498,9 @@ def test_a_lost_race_is_retried(
     assert len(entries(wallet)) == 2
 
 
-def test_contention_beyond_the_limit_raises(moto_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_contention_beyond_the_limit_raises(store: WalletStore, monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    wallet = wallet_on(moto_client, Clock(), max_write_attempts=4)
+    wallet = wallet_on(store, Clock(), max_write_attempts=4)
     wallet.sleep = slept.append
     wallet.create_player("p1", "FUN", Decimal(1000))
     session = wallet.new_session("p1").token
@@ -506,8 +515,8 @@ def test_contention_beyond_the_limit_raises(moto_client: Any, monkeypatch: pytes
     assert balance(wallet) == 1000
 
 
-def test_retry_time_budget_gives_up_early(moto_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    wallet = wallet_on(moto_client, Clock(), max_write_attempts=10, retry_budget_seconds=-1)
+def test_retry_time_budget_gives_up_early(store: WalletStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    wallet = wallet_on(store, Clock(), max_write_attempts=10, retry_budget_seconds=-1)
     wallet.create_player("p1", "FUN", Decimal(1000))
     session = wallet.new_session("p1").token
     count = flaky(monkeypatch, wallet, "record", 10**6, lambda: StaleAccount(None))
@@ -546,7 +555,9 @@ def test_read_contention_forever_raises(
     assert wallet.store.get_account("p1").balance == 1000  # type: ignore[union-attr]
 
 
-def test_a_real_version_race_on_moto(wallet: Wallet, player: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_real_version_race_on_moto(
+    wallet: Wallet, player: tuple[str, str], monkeypatch: pytest.MonkeyPatch, moto_client: Any
+) -> None:
     """Another movement lands between our read and our write: DynamoDB refuses ours, we read again and retry."""
     _, session = player
     real = wallet.store.get_account_and_entry
@@ -725,8 +736,8 @@ def test_new_session_revokes_the_previous(wallet: Wallet, player: tuple[str, str
 # --- history and the ledger ---------------------------------------------------------------------------------------
 
 
-def test_history_newest_first_and_the_ledger_adds_up(moto_client: Any) -> None:
-    wallet = wallet_on(moto_client, Clock(step=1.0))
+def test_history_newest_first_and_the_ledger_adds_up(store: WalletStore) -> None:
+    wallet = wallet_on(store, Clock(step=1.0))
     wallet.create_player("p1", "FUN", Decimal(1000))
     session = wallet.new_session("p1").token
     steps = [(100, 0), (0, 40), ("0.25", 0), (0, "0.75"), (50, 150), (0, 0)]

@@ -1,5 +1,6 @@
 """Money owed must land (docs/PROTOCOL.md, "Sessions"): credits on replaced, revoked and expired sessions within the
-grace period; a trx_id per player; player status; session revoke. On moto, with an injected clock."""
+grace period; a trx_id per player; player status; session revoke. With an injected clock, on the in-memory twin
+(tests/unit/conftest.py's `store`), and on moto for the tests that count DynamoDB operations or read raw items."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from wallet.money.games_server import Event
 from wallet.money.ledger import PlayerStatus, Source
 from wallet.money.operator_moves import OperatorError
 from wallet.money.protocol import SESSION_NOT_FOUND
+from wallet.money.store import WalletStore
 from wallet.money.wallet import Wallet
 from wallet.operator.audit import audit_store
 
@@ -29,9 +31,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def owed(moto_client: Any, clock: Clock) -> Wallet:
+def owed(store: WalletStore, clock: Clock) -> Wallet:
     """A wallet with one-hour sessions and a 2-day grace, and p1 with 1000 FUN."""
-    wallet = wallet_on(moto_client, clock, session_seconds=3600, credit_grace_seconds=2 * DAY)
+    wallet = wallet_on(store, clock, session_seconds=3600, credit_grace_seconds=2 * DAY)
     wallet.create_player("p1", "FUN", Decimal(1000))
     return wallet
 
