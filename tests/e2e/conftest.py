@@ -3,13 +3,14 @@ and the real `wallet` CLI as subprocesses against it."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -142,39 +143,48 @@ class LocalStack:
         return player
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[LocalStack]:
-    process = start_test_stack("WARNING", START_TIMEOUT)
+def operator_environment(process: LocalStackProcess) -> dict[str, str]:
+    """The CLI's environment for a running stack: a clean copy of ours, pointed at its DynamoDB Local."""
+    cli_env = clean_environ()
+    cli_env.update(
+        AWS_ENDPOINT_URL_DYNAMODB=process.dynamodb_endpoint,
+        WALLET_TABLE="wallet-local",
+        WALLET_SESSION_KEY=SESSION_KEY,
+        AWS_ACCESS_KEY_ID=LOCAL_CREDENTIALS["aws_access_key_id"],
+        AWS_SECRET_ACCESS_KEY=LOCAL_CREDENTIALS["aws_secret_access_key"],
+        AWS_DEFAULT_REGION=LOCAL_CREDENTIALS["region_name"],
+        AWS_REGION=LOCAL_CREDENTIALS["region_name"],
+        POWERTOOLS_LOG_LEVEL="WARNING",
+        POWERTOOLS_METRICS_DISABLED="true",
+    )
+    return cli_env
+
+
+@contextlib.contextmanager
+def running_stack(
+    extra_args: Sequence[str] = (),
+    cli_environment: Callable[[LocalStackProcess], dict[str, str]] = operator_environment,
+) -> Iterator[LocalStack]:
+    """`wallet local` (with `extra_args`) as a subprocess, until the block ends; then Ctrl-C, exactly as a developer
+    stops it, and a check that it stopped cleanly and took DynamoDB Local and its ports with it."""
+    process = start_test_stack("WARNING", START_TIMEOUT, extra_args)
     stopped = False
     try:
         assert process.process is not None
         pid = process.process.pid
         java = [child for child, cmdline in _children(pid) if "DynamoDBLocal.jar" in cmdline]
         assert len(java) == 1, f"expected one DynamoDB Local child of `wallet local`: {_children(pid)}"
-        cli_env = clean_environ()
-        cli_env.update(
-            AWS_ENDPOINT_URL_DYNAMODB=process.dynamodb_endpoint,
-            WALLET_TABLE="wallet-local",
-            WALLET_SESSION_KEY=SESSION_KEY,
-            AWS_ACCESS_KEY_ID=LOCAL_CREDENTIALS["aws_access_key_id"],
-            AWS_SECRET_ACCESS_KEY=LOCAL_CREDENTIALS["aws_secret_access_key"],
-            AWS_DEFAULT_REGION=LOCAL_CREDENTIALS["region_name"],
-            AWS_REGION=LOCAL_CREDENTIALS["region_name"],
-            POWERTOOLS_LOG_LEVEL="WARNING",
-            POWERTOOLS_METRICS_DISABLED="true",
-        )
         yield LocalStack(
             base_url=process.base_url,
             port=process.port,
             dynamodb_port=process.dynamodb_port,
             dynamodb_endpoint=process.dynamodb_endpoint,
             banner=process.banner,
-            env=cli_env,
+            env=cli_environment(process),
             process=process,
             java_pid=java[0],
         )
 
-        # Teardown: Ctrl-C, exactly as a developer stops it.
         try:
             code, output = process.stop(STOP_TIMEOUT)
         except StackFailed as exc:
@@ -188,6 +198,12 @@ def stack() -> Iterator[LocalStack]:
     finally:
         if not stopped:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    with running_stack() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

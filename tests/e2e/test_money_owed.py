@@ -21,18 +21,9 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.e2e.conftest import (
-    CLI_TIMEOUT,
-    START_TIMEOUT,
-    STOP_TIMEOUT,
-    CliResult,
-    LocalStack,
-    _alive,
-    _children,
-    _port_open,
-)
-from tests.support import GamesServer, start_test_stack
-from wallet_local.process import WALLET, StackFailed
+from tests.e2e.conftest import CLI_TIMEOUT, CliResult, LocalStack, running_stack
+from tests.support import GamesServer
+from wallet_local.process import WALLET, LocalStackProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -112,47 +103,22 @@ class ShortStack(NamedTuple):
     started_at: float
 
 
+def _banner_environment(process: LocalStackProcess) -> dict[str, str]:
+    """The CLI's environment as the banner's export line gives it, as an operator would paste it: it carries the
+    session lifetime, so `wallet session new` issues short sessions too."""
+    cli_env = process.exports()
+    assert cli_env["WALLET_SESSION_SECONDS"] == str(SHORT_SESSION_SECONDS), process.banner
+    cli_env.update(AWS_REGION=cli_env["AWS_DEFAULT_REGION"], POWERTOOLS_LOG_LEVEL="WARNING")
+    cli_env.update(POWERTOOLS_METRICS_DISABLED="true")
+    return cli_env
+
+
 @pytest.fixture(scope="module")
 def short_stack() -> Iterator[ShortStack]:
     """A second `wallet local`, started with `--session-seconds`, for this module only; stopped with Ctrl-C."""
     started_at = time.time()
-    process = start_test_stack("WARNING", START_TIMEOUT, ["--session-seconds", str(SHORT_SESSION_SECONDS)])
-    stopped = False
-    try:
-        assert process.process is not None
-        pid = process.process.pid
-        java = [child for child, cmdline in _children(pid) if "DynamoDBLocal.jar" in cmdline]
-        assert len(java) == 1, f"expected one DynamoDB Local child of `wallet local`: {_children(pid)}"
-        # The CLI's environment is the banner's export line, as an operator would paste it: it carries the lifetime.
-        cli_env = process.exports()
-        assert cli_env["WALLET_SESSION_SECONDS"] == str(SHORT_SESSION_SECONDS), process.banner
-        cli_env.update(AWS_REGION=cli_env["AWS_DEFAULT_REGION"], POWERTOOLS_LOG_LEVEL="WARNING")
-        cli_env.update(POWERTOOLS_METRICS_DISABLED="true")
-        stack = LocalStack(
-            base_url=process.base_url,
-            port=process.port,
-            dynamodb_port=process.dynamodb_port,
-            dynamodb_endpoint=process.dynamodb_endpoint,
-            banner=process.banner,
-            env=cli_env,
-            process=process,
-            java_pid=java[0],
-        )
+    with running_stack(["--session-seconds", str(SHORT_SESSION_SECONDS)], _banner_environment) as stack:
         yield ShortStack(stack, started_at)
-
-        try:
-            code, printed = process.stop(STOP_TIMEOUT)
-        except StackFailed as exc:
-            raise AssertionError(str(exc)) from None
-        stopped = True
-        assert code == 0, f"`wallet local` exited {code} on SIGINT; its output:\n{printed}"
-        assert "stopped" in printed.splitlines(), f"no 'stopped' line; its output:\n{printed}"
-        assert not _alive(java[0]), f"DynamoDB Local (pid {java[0]}) outlived `wallet local`"
-        assert not _port_open(process.dynamodb_port)
-        assert not _port_open(process.port)
-    finally:
-        if not stopped:
-            process.kill()
 
 
 def _demo_session(banner: str) -> tuple[str, int]:
