@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from wallet.money.dynamodb import DynamoDBStore
@@ -16,3 +19,16 @@ def store(request: pytest.FixtureRequest) -> WalletStore:
     if "moto_client" in request.fixturenames:
         return DynamoDBStore("wallet-test", request.getfixturevalue("moto_client"))
     return MemoryStore()
+
+
+@pytest.fixture
+def calls(moto_client: Any) -> Iterator[list[str]]:
+    """The names of the DynamoDB operations the code sends from now on (the test's store is then moto's)."""
+    seen: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        seen.append(model.name)
+
+    moto_client.meta.events.register("before-call.dynamodb", count)
+    yield seen
+    moto_client.meta.events.unregister("before-call.dynamodb", count)

@@ -9,7 +9,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -51,19 +51,6 @@ def wallet_on(store: WalletStore, clock: Callable[[], float] = time.time, **kwar
 def wallet(store: WalletStore) -> Wallet:
     """tests/conftest.py's wallet (and so its `player`), on this module's store."""
     return wallet_on(store)
-
-
-@pytest.fixture
-def calls(moto_client: Any) -> Iterator[list[str]]:
-    """The names of the DynamoDB operations the code sends from now on."""
-    seen: list[str] = []
-
-    def count(model: Any, **_: Any) -> None:
-        seen.append(model.name)
-
-    moto_client.meta.events.register("before-call.dynamodb", count)
-    yield seen
-    moto_client.meta.events.unregister("before-call.dynamodb", count)
 
 
 def do(wallet: Wallet, session: str, trx_id: str | None = None, minus: Any = 0, plus: Any = 0, tag: Any = None) -> Any:

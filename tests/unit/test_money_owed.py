@@ -38,18 +38,6 @@ def owed(store: WalletStore, clock: Clock) -> Wallet:
     return wallet
 
 
-@pytest.fixture
-def calls(moto_client: Any) -> Any:
-    seen: list[str] = []
-
-    def count(model: Any, **_: Any) -> None:
-        seen.append(model.name)
-
-    moto_client.meta.events.register("before-call.dynamodb", count)
-    yield seen
-    moto_client.meta.events.unregister("before-call.dynamodb", count)
-
-
 def game_entries(wallet: Wallet, player_id: str = "p1") -> list[Any]:
     """The player's game entries in the order they were written (the account version)."""
     return sorted((e for e in entries(wallet, player_id) if e.source is Source.GAME), key=lambda e: e.account_version)
