@@ -1,4 +1,5 @@
-"""The shared `wallet` package: the seamless-wallet domain, its DynamoDB repository, the provider's sign and sessions.
+"""The shared `wallet` package, in three wings: money (the money path and its store), catalogue (games_config, the
+game page) and operator (the CLI, audit, reports); bootstrap wires settings into clients.
 
 Shipped to every Lambda as a layer (layers/wallet), and installed locally as the `wallet` operator CLI.
 """

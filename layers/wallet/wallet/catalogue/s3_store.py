@@ -1,6 +1,6 @@
 """The catalogue's storage: our S3 bucket (the CloudFront default origin) and CloudFront invalidations.
 
-The only module that speaks S3 and CloudFront, as repository.py is for DynamoDB.
+The only module that speaks S3 and CloudFront, as money/dynamodb.py is for DynamoDB.
 """
 
 from __future__ import annotations
