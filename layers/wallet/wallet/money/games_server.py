@@ -121,7 +121,8 @@ class GamesServerBilling(Mover):
             movement.plus,
             movement.tag,
             movement.game_uuid,
-            same_session=movement.minus > 0,
+            # Whatever needs the live session (a debit, a credit with no round) needs it still when it is written.
+            same_session=movement.minus > 0 or movement.game_uuid is None,
         )
         result = self.move(request, authorize=self._session_allows(session, movement))
         extra: dict[str, Any] = {

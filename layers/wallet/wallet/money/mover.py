@@ -71,7 +71,7 @@ class MoveRequest:
     game_uuid: str | None = None
     kind: str | None = None  # the entry's kind, when the amounts alone do not say it (deposit, status...)
     new_status: PlayerStatus | None = None  # the account takes this status in the same write
-    same_session: bool = False  # a debit: the live session read must still be the live one when it is written
+    same_session: bool = False  # allowed for the live session read: it must still be the live one when written
 
 
 DEFAULT_CREDIT_GRACE_SECONDS = DEFAULT_CREDIT_GRACE_DAYS * 24 * 60 * 60
