@@ -8,13 +8,25 @@ PY=.venv/bin/python
 declare -a NAMES TIMES RESULTS
 failed=0
 
+passed=0
+failed_tests=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
 stage() {  # stage NAME COMMAND...
     local name=$1; shift
     printf '\n\033[1m== %s ==\033[0m %s\n' "$name" "$*"
     local start=$SECONDS
-    "$@"
-    local rc=$?
-    # pytest exits 5 when a level collected no test: that is a missing level, a failure here.
+    "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    # pytest's closing line of this level: "N failed, N passed, N deselected in S s" (the last such line).
+    local counts
+    counts=$(awk '/[0-9]+ (passed|failed|errors?)/ { line = $0 }
+        END { n = split(line, w, /[ ,]+/); p = 0; f = 0
+              for (i = 2; i <= n; i++) { if (w[i] ~ /^passed/) p = w[i-1]; if (w[i] ~ /^(failed|errors?)$/) f += w[i-1] }
+              print p + 0, f + 0 }' "$log")
+    passed=$((passed + ${counts% *}))
+    failed_tests=$((failed_tests + ${counts#* }))
     NAMES+=("$name"); TIMES+=("$((SECONDS - start))"); RESULTS+=("$rc")
     [[ $rc == 0 ]] || failed=1
     printf '\033[1m== %s: %s in %ss ==\033[0m\n' "$name" "$([[ $rc == 0 ]] && echo ok || echo "FAILED (exit $rc)")" "$((SECONDS - start))"
@@ -38,4 +50,5 @@ for i in "${!NAMES[@]}"; do
     total=$((total + TIMES[i]))
 done
 printf '%-12s %8s\n' total "$total"
+printf '\ntests: %d passed, %d failed\n' "$passed" "$failed_tests"
 exit $failed

@@ -302,3 +302,26 @@ def test_status_of_an_unknown_player(owed: Wallet) -> None:
 def test_a_session_for_an_unknown_player(owed: Wallet) -> None:
     with pytest.raises(OperatorError, match="unknown player ghost"):
         owed.new_session("ghost")
+
+
+@pytest.mark.parametrize(
+    ("what", "minus", "plus", "tag"),
+    [("a bet", 10, 0, ROUND), ("a credit with no round", 0, 10, {"game": "slot", "game_id": "a_op"})],
+)
+def test_what_needs_the_live_session_needs_it_when_written(
+    owed: Wallet, what: str, minus: int, plus: int, tag: dict[str, Any]
+) -> None:
+    """A new session lands between the request's read and its write (found by tests/simulation): refused, not booked."""
+    session = owed.new_session("p1").token
+    read = owed.store.get_account_and_entry
+
+    def new_session_after_read(*args: Any, **kwargs: Any) -> Any:
+        found = read(*args, **kwargs)
+        owed.store.get_account_and_entry = read  # type: ignore[method-assign]
+        owed.new_session("p1")
+        return found
+
+    owed.store.get_account_and_entry = new_session_after_read  # type: ignore[method-assign]
+    assert do(owed, session, None, minus, plus, tag).reply == SESSION_NOT_FOUND, what
+    assert balance(owed) == 1000
+    assert game_entries(owed) == []
