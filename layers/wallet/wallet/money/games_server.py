@@ -121,8 +121,8 @@ class GamesServerBilling(Mover):
             movement.plus,
             movement.tag,
             movement.game_uuid,
-            # Whatever needs the live session (a debit, a credit with no round) needs it still when it is written.
-            same_session=movement.minus > 0 or movement.game_uuid is None,
+            # Whatever needs the live session needs it still when it is written.
+            same_session=movement.needs_live_session,
         )
         result = self.move(request, authorize=self._session_allows(session, movement))
         extra: dict[str, Any] = {
@@ -144,7 +144,7 @@ class GamesServerBilling(Mover):
 
     def _session_allows(self, token: str, movement: Movement) -> Authorize:
         """Whether the session may do this movement on the account read (docs/PROTOCOL.md, "Sessions")."""
-        if movement.minus > 0 or movement.game_uuid is None:
+        if movement.needs_live_session:
             # A debit, or a credit we cannot tie to a round: the player's one live session; a debit, an active player.
             return lambda account: (
                 (movement.minus == 0 or account.is_active) and self.holds_live_session(token, account)

@@ -109,6 +109,11 @@ class Movement:
     def is_balance_request(self) -> bool:
         return self.minus == 0 and self.plus == 0 and self.game_uuid is None
 
+    @property
+    def needs_live_session(self) -> bool:
+        """A debit, or a credit we cannot tie to a round; anything else is money owed (docs/PROTOCOL.md)."""
+        return self.minus > 0 or self.game_uuid is None
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
