@@ -34,7 +34,7 @@ validate:
 	.local/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 unit:
-	$(PY) -m pytest -q -n 2 tests/unit tests/contract -m "not integration"
+	$(PY) -m pytest -q -p no:schemathesis -n 2 tests/unit tests/contract -m "not integration"
 
 integration:
 	$(PY) -m pytest -q tests/integration tests/contract -m integration

@@ -72,7 +72,7 @@ def item_sizes() -> dict[str, int]:
 
     entry = LedgerEntry(
         source=Source.GAME,
-        key="7f3c2a9e-5b1d-4c8e-9a2f-0123456789ab",
+        trx_id="7f3c2a9e-5b1d-4c8e-9a2f-0123456789ab",
         player_id="player-000123",
         minus=Decimal(100),
         plus=Decimal(0),

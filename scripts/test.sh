@@ -35,13 +35,15 @@ stage() {  # stage NAME COMMAND...
 stage lint make --no-print-directory lint
 stage typecheck make --no-print-directory typecheck
 stage validate make --no-print-directory validate
-stage unit "$PY" -m pytest -q -p no:cacheprovider -n 2 tests/unit tests/contract -m "not integration"
-stage simulation "$PY" -m pytest -q -p no:cacheprovider tests/simulation
-stage integration "$PY" -m pytest -q -p no:cacheprovider tests/integration tests/contract -m integration
-stage faults "$PY" -m pytest -q -p no:cacheprovider tests/faults
+# Only the fuzz level uses schemathesis: its pytest plugin costs ~1.3 s of start-up per worker elsewhere.
+NO_SCHEMATHESIS="-p no:schemathesis"
+stage unit "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS -n 2 tests/unit tests/contract -m "not integration"
+stage simulation "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS tests/simulation
+stage integration "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS tests/integration tests/contract -m integration
+stage faults "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS tests/faults
 stage fuzz "$PY" -m pytest -q -p no:cacheprovider tests/fuzz
-stage e2e "$PY" -m pytest -q -p no:cacheprovider tests/e2e
-stage stress "$PY" -m pytest -q -p no:cacheprovider tests/stress
+stage e2e "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS tests/e2e
+stage stress "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS tests/stress
 
 printf '\n%-12s %8s  %s\n' stage seconds result
 total=0

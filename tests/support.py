@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import ModuleType
 from typing import Any
 
 import requests
@@ -15,12 +18,35 @@ import requests
 from wallet.money.sign import compute_sign
 from wallet_local.front import (
     LambdaContext,  # noqa: F401 - re-exported for the tests and the bench
+    load_function,
     rest_event,
 )
 from wallet_local.process import LocalStackProcess, StackFailed
 
 SALT = "test-salt"
 SESSION_KEY = "test-session-key"
+
+
+@contextmanager
+def lambda_function(function: str, log_level: str = "INFO") -> Iterator[tuple[ModuleType, io.StringIO]]:
+    """functions/<function>/app.py as a Lambda instance for one test: the module is imported once per test process,
+    and the autouse `fresh_lambda_wallet` fixture makes each test's first request build the wallet and catalogue
+    anew from that test's environment (its moto or DynamoDB Local). Powertools keeps one "wallet" logging.Logger
+    whose handlers hold the stdout of the first import: for the test, its lines go to the buffer given back, at
+    `log_level`."""
+    module = load_function(function)
+    buffer = io.StringIO()
+    streams = [(handler, handler.stream) for handler in module.logger.handlers]
+    level = module.logger.log_level
+    for handler, _ in streams:
+        handler.stream = buffer
+    module.logger.setLevel(log_level)
+    try:
+        yield module, buffer
+    finally:
+        module.logger.setLevel(level)
+        for handler, stream in streams:
+            handler.stream = stream
 
 
 def do_body(

@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet.bootstrap import build_catalogue_store, lambda_wallet
-from wallet.catalogue.games import GAMES_CONFIG_KEY, CachedCatalogue, CatalogueError, GamesConfig
+from wallet.bootstrap import lambda_catalogue, lambda_wallet
+from wallet.catalogue.games import CatalogueError, GamesConfig
 from wallet.catalogue.page import (
     LANGUAGES,
     PageRequestError,
@@ -22,15 +22,11 @@ from wallet.catalogue.page import (
 )
 from wallet.catalogue.s3_store import StoreUnavailable
 from wallet.money.ledger import Account
-from wallet.settings import CatalogueSettings
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 app = APIGatewayRestResolver()
-settings = CatalogueSettings.from_env()
-store = build_catalogue_store(settings)
-catalogue = CachedCatalogue(lambda: store.read(GAMES_CONFIG_KEY), ttl=settings.cache_seconds)
 
 HTML = "text/html; charset=utf-8"
 
@@ -55,7 +51,7 @@ def _error(status: int, message: str, reason: str) -> Response[str]:
 
 def _current_catalogue() -> GamesConfig | None:
     try:
-        return catalogue.current()
+        return lambda_catalogue().games.current()  # built on the first request, then kept
     except (StoreUnavailable, CatalogueError) as exc:
         # The page says "try again shortly" either way; the log says why.
         logger.warning("games catalogue unreadable", extra={"reason": str(exc)})
@@ -83,6 +79,7 @@ def play(application: str) -> Response[str]:
     if account is None:
         return _error(403, "Your game session has expired. Please open the game again from the site.", "session")
     nonce = secrets.token_urlsafe(16)
+    settings = lambda_catalogue().settings
     page = render_game_page(options, config, account.currency, settings.path_to_storage, settings.customer_id, nonce)
     metrics.add_metric(name="GamePages", unit=MetricUnit.Count, value=1)
     return Response(status_code=200, content_type=HTML, body=page, headers=_headers(nonce))
@@ -101,7 +98,7 @@ def lobby() -> Response[str]:
     if language not in LANGUAGES:
         return _error(400, "invalid parameters: language", "invalid parameters")
     nonce = secrets.token_urlsafe(16)
-    page = render_lobby(config, query["session"], settings.path_to_storage, nonce, language)
+    page = render_lobby(config, query["session"], lambda_catalogue().settings.path_to_storage, nonce, language)
     return Response(status_code=200, content_type=HTML, body=page, headers=_headers(nonce))
 
 

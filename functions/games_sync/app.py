@@ -9,17 +9,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet.bootstrap import build_catalogue_store
+from wallet.bootstrap import lambda_catalogue
 from wallet.catalogue.games import CatalogueError
 from wallet.catalogue.s3_store import StoreUnavailable
 from wallet.catalogue.sync import sync_games_config
-from wallet.settings import CatalogueSettings
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
-settings = CatalogueSettings.from_env()
-store = build_catalogue_store(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -28,7 +25,8 @@ store = build_catalogue_store(settings)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     del event, context  # a schedule carries nothing we need
     try:
-        result = sync_games_config(settings, store)
+        catalogue = lambda_catalogue()  # built on the first run, then kept
+        result = sync_games_config(catalogue.settings, catalogue.store)
     except (CatalogueError, StoreUnavailable) as exc:
         logger.error("games_config sync failed: the last good copy stays published", extra={"reason": str(exc)})
         metrics.add_metric(name="GamesSyncFailures", unit=MetricUnit.Count, value=1)

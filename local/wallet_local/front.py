@@ -62,14 +62,18 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def load_handler(function: str) -> Any:
-    """Import functions/<function>/app.py under a unique module name and return its lambda_handler."""
-    path = FUNCTIONS / function / "app.py"
+def load_function(function: str) -> ModuleType:
+    """functions/<function>/app.py, imported once per process (as Lambda imports it once per instance) under a name
+    of its own: the handlers build their wallet and catalogue on first use, not at import."""
     module_name = f"wallet_function_{function}"
     module = sys.modules.get(module_name)
     if module is None:
-        module = import_file(module_name, path)
-    return module.lambda_handler
+        module = import_file(module_name, FUNCTIONS / function / "app.py")
+    return module
+
+
+def load_handler(function: str) -> Any:
+    return load_function(function).lambda_handler
 
 
 class LambdaInstances:
@@ -122,7 +126,7 @@ def _invoke(function: str | None, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def import_file(module_name: str, path: Path) -> ModuleType:
-    """Import a file as a module of its own name (a handler per Lambda instance, or fresh per test)."""
+    """Import a file as a module of its own name."""
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")

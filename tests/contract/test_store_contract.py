@@ -49,7 +49,7 @@ def account(player_id: str = "p1", balance: Decimal | int = 1000, **fields: Any)
 def opening(of: Account) -> LedgerEntry:
     return LedgerEntry(
         source=Source.OPERATOR,
-        key=f"opening#{of.player_id}",
+        trx_id=f"opening#{of.player_id}",
         player_id=of.player_id,
         minus=Decimal(0),
         plus=of.balance,
@@ -64,7 +64,7 @@ def opening(of: Account) -> LedgerEntry:
 
 def move(
     read: Account,
-    key: str,
+    trx_id: str,
     minus: Decimal | int | str = 0,
     plus: Decimal | int | str = 0,
     *,
@@ -78,7 +78,7 @@ def move(
     minus, plus = Decimal(minus), Decimal(plus)
     return LedgerEntry(
         source=source,
-        key=key,
+        trx_id=trx_id,
         player_id=read.player_id,
         minus=minus,
         plus=plus,
@@ -89,7 +89,7 @@ def move(
         kind="bet" if minus else "win",
         game_uuid=game_uuid,
         tag={**TAG, "game_uuid": game_uuid} if game_uuid else {"game": "slot", "game_id": ""},
-        fingerprint=f"fp-{key}-{minus}-{plus}",
+        fingerprint=f"fp-{trx_id}-{minus}-{plus}",
         account_version=read.version + 1 if version is None else version,
         scoped=scoped,
     )
@@ -178,7 +178,7 @@ def test_create_account_whose_opening_slot_is_taken_writes_nothing(store: Wallet
     assert store.create_account(p1, opening(p1)) is True
     p2 = account("p2")
     with pytest.raises(StoreUnavailable):
-        store.create_account(p2, replace(opening(p2), key="opening#p1", player_id="p2"))
+        store.create_account(p2, replace(opening(p2), trx_id="opening#p1", player_id="p2"))
     assert store.get_account("p2") is None
     assert list(store.iter_entries()) == [opening(p1)]
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,7 +19,7 @@ import botocore.retries.standard
 import pytest
 
 from tests.faults.proxy import Action, FaultyProxy
-from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
+from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body, lambda_function
 from wallet.bootstrap import CLIENT_CONFIG
 from wallet.money.games_server import BillingUnavailable, Outcome
 from wallet.money.ledger import Source
@@ -30,8 +28,6 @@ from wallet.money.protocol import Reply, not_enough_money, ok
 from wallet.money.store import StoreUnavailable
 from wallet.money.wallet import Wallet
 from wallet.operator.audit import audit_store
-from wallet_local.front import import_file
-from wallet_local.paths import FUNCTIONS
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +80,7 @@ class Table:
         return entry
 
     def game_entries(self) -> list[str]:
-        return sorted(e.key for e in self.wallet.history(self.player, limit=10_000) if e.source is Source.GAME)
+        return sorted(e.trx_id for e in self.wallet.history(self.player, limit=10_000) if e.source is Source.GAME)
 
     def balance(self) -> Decimal:
         return self.wallet.account(self.player).balance
@@ -564,7 +560,7 @@ def test_seeded_fault_storm_keeps_the_books_exact(
     proxy.clear()
     for player, (_, balance, accepted) in players.items():
         assert direct_wallet.account(player).balance == balance
-        games = sorted(e.key for e in direct_wallet.history(player, 10_000) if e.source is Source.GAME)
+        games = sorted(e.trx_id for e in direct_wallet.history(player, 10_000) if e.source is Source.GAME)
         assert games == sorted(accepted)
     report = audit_store(direct_wallet.store)
     assert report.violations == [] and report.clean
@@ -586,13 +582,8 @@ def billing_module(
     monkeypatch.setenv("WALLET_SESSION_KEY", SESSION_KEY)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "ERROR")
-    name = f"wallet_faults_billing_{uuid.uuid4().hex[:8]}"
-    module = import_file(name, FUNCTIONS / "billing" / "app.py")
-    try:
+    with lambda_function("billing", log_level="ERROR") as (module, _):
         yield module
-    finally:
-        sys.modules.pop(name, None)
 
 
 def test_lambda_handler_answers_503_under_throttling_then_ok_once(

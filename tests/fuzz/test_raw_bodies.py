@@ -15,9 +15,7 @@ names its test), so that the properties stay green and keep guarding everything 
 from __future__ import annotations
 
 import base64
-import io
 import json
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,10 +38,9 @@ from tests.fuzz.oracle import (
     model_amount,
     parse_reply,
 )
-from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
+from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body, lambda_function
 from wallet.money.sign import compute_sign
 from wallet.money.wallet import Wallet
-from wallet_local.front import import_file
 
 APP = Path(__file__).resolve().parents[2] / "functions" / "billing" / "app.py"
 MAX_BODY_BYTES = 64 * 1024
@@ -582,23 +579,15 @@ def test_a_tag_nested_16_deep_is_stored(harness: Harness) -> None:
 def billing_app(
     moto_client: Any, boto_session: Any, player: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ModuleType]:
-    """functions/billing/app.py imported fresh inside moto (it builds its wallet at import), on the `player`'s table."""
+    """The billing function (imported once per process), its wallet built inside this test's moto, on the `player`'s
+    table."""
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", boto_session)  # its boto3.client() then skips reloading models
     monkeypatch.setenv("WALLET_TABLE", "wallet-test")
     monkeypatch.setenv("WALLET_SALT", SALT)
     monkeypatch.setenv("WALLET_SESSION_KEY", SESSION_KEY)
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "ERROR")
-    name = f"billing_app_fuzz_{uuid.uuid4().hex}"
-    module = import_file(name, APP)
-    # Powertools keeps one "wallet" logger whose handler holds whatever stdout was when it was first made.
-    streams = [(handler, handler.stream) for handler in module.logger.handlers]
-    for handler, _ in streams:
-        handler.stream = io.StringIO()
-    yield module
-    for handler, stream in streams:
-        handler.stream = stream
-    del sys.modules[name]
+    with lambda_function("billing", log_level="ERROR") as (module, _):
+        yield module
 
 
 def _event(body: str | None, base64_encoded: bool) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -49,7 +48,6 @@ pytestmark = pytest.mark.integration
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 SCHEMA = schemathesis.openapi.from_path(SCHEMA_PATH)
 DO = SCHEMA["/do"]["POST"]
-HANDLER_MODULE = "wallet_function_billing"  # the name front.load_handler imports functions/billing/app.py under
 PLAYER = "fuzz"
 JSON_HEADERS = {"Content-Type": "application/json"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -92,10 +90,6 @@ def stack(dynamodb_local: DynamoDBLocal) -> Iterator[Stack]:
         "POWERTOOLS_LOG_LEVEL": "ERROR",
     }
     saved_environment = {key: os.environ.get(key) for key in environment}
-    # The handler builds its wallet from the environment when it is imported, and load_handler imports it once per
-    # process (as "wallet_function_billing"): a copy imported here by another module, for another table, must not
-    # serve this one, nor ours outlive the module.
-    saved_module = sys.modules.pop(HANDLER_MODULE, None)
     os.environ.update(environment)
     front: LocalFront | None = None
     serving: threading.Thread | None = None
@@ -123,9 +117,6 @@ def stack(dynamodb_local: DynamoDBLocal) -> Iterator[Stack]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        sys.modules.pop(HANDLER_MODULE, None)
-        if saved_module is not None:
-            sys.modules[HANDLER_MODULE] = saved_module
 
 
 def _check_http_reply(response: requests.Response | schemathesis.Response) -> dict[str, Any]:

@@ -252,7 +252,7 @@ def test_money_owed_on_an_ended_session_lands_exactly_once(
     assert replay.conflict is False
 
     assert balance(owed) == after
-    assert [(e.key, e.minus, e.plus) for e in game_entries(owed)] == [
+    assert [(e.trx_id, e.minus, e.plus) for e in game_entries(owed)] == [
         ("bet-1", 100, 0),
         ("bet-2", 100, 0),
         ("credit-1", 0, plus),
@@ -288,7 +288,7 @@ def test_money_owed_past_the_grace_period_is_refused(
     assert_ok(send(wallet, do_body(old.token, "win-R-1", 0, 50, {**SLOT, "game_uuid": "R-1"})), 850, Event.DUPLICATE)
 
     assert balance(wallet) == 850
-    assert [e.key for e in game_entries(wallet)] == ["bet-R-1", "bet-R-2", "win-R-1"]
+    assert [e.trx_id for e in game_entries(wallet)] == ["bet-R-1", "bet-R-2", "win-R-1"]
     assert len(ledger(wallet)) == 4
     assert_audit_clean(wallet)
 
@@ -310,7 +310,7 @@ def test_a_token_we_never_issued_gets_nothing(owed: Wallet) -> None:
         assert_refused(send(owed, do_body(token, f"{token[:6]}-bet", 10, 0, {**SLOT, "game_uuid": "R-1"})))
         assert_refused(send(owed, do_body(token, f"{token[:6]}-ask", 0, 0, BALANCE_REQUEST)))
     assert (balance(owed, "p1"), balance(owed, "p2")) == (900, 500)
-    assert [e.key for e in game_entries(owed, "p1")] == ["bet-R-1"]
+    assert [e.trx_id for e in game_entries(owed, "p1")] == ["bet-R-1"]
     assert game_entries(owed, "p2") == []
     assert_audit_clean(owed)
 
@@ -375,7 +375,7 @@ def test_two_players_with_one_trx_id_each_move_their_own_money_once(owed: Wallet
     assert (balance(owed, "p1"), balance(owed, "p2"), balance(owed, "p3")) == (900, 400, 70)
     for player_id, scoped in (("p1", False), ("p2", True), ("p3", True)):
         [entry] = game_entries(owed, player_id)
-        assert (entry.key, entry.player_id, entry.scoped) == ("shared", player_id, scoped)
+        assert (entry.trx_id, entry.player_id, entry.scoped) == ("shared", player_id, scoped)
         assert entry.entry_id == f"game:{player_id}:shared"
     _, own = owed.store.get_account_and_entry("p2", Source.GAME, "shared", scoped_to="p2")
     assert own is not None and own.player_id == "p2"
@@ -421,8 +421,8 @@ def test_two_players_racing_the_first_use_of_one_trx_id(owed: Wallet, clock: Clo
         assert {o.reply.balance for o in by_player[other]} == {balances[other]}
         assert (balance(owed, "p1"), balance(owed, "p2")) == (balances["p1"], balances["p2"])
 
-    assert [e.key for e in game_entries(owed, "p1")] == ["race-1", "race-2"]
-    assert [e.key for e in game_entries(owed, "p2")] == ["race-1", "race-2"]
+    assert [e.trx_id for e in game_entries(owed, "p1")] == ["race-1", "race-2"]
+    assert [e.trx_id for e in game_entries(owed, "p2")] == ["race-1", "race-2"]
     assert_audit_clean(owed)
 
 
@@ -598,8 +598,8 @@ def test_a_status_change_racing_32_bets_lets_none_land_after_it(owed: Wallet, st
         else:
             assert_refused(outcome)
     bets = game_entries(owed)
-    assert {e.key for e in bets} == accepted
-    assert all(e.account_version < status_version for e in bets), [(e.key, e.account_version) for e in bets]
+    assert {e.trx_id for e in bets} == accepted
+    assert all(e.account_version < status_version for e in bets), [(e.trx_id, e.account_version) for e in bets]
     account = owed.account("p1")
     assert (account.version, account.status, account.session_hash) == (status_version, status, None)
     assert account.balance == 100_000 - 10 * len(accepted)
@@ -661,5 +661,5 @@ def test_a_bet_read_before_a_session_change_does_not_land_after_it(owed: Wallet,
     assert refused.reply.to_json() == '{"status":"session_not_found"}'
     assert_ok(landed, 1040, Event.WIN)
     assert balance(owed) == 1040
-    assert [e.key for e in game_entries(owed, "p1")] == ["win-in-flight"]
+    assert [e.trx_id for e in game_entries(owed, "p1")] == ["win-in-flight"]
     assert_audit_clean(owed)

@@ -22,10 +22,10 @@ from wallet.operator.audit import audit_store
 pytestmark = pytest.mark.integration
 
 
-def _entry(account, key: str, minus: Decimal, plus: Decimal = Decimal(0)) -> LedgerEntry:  # type: ignore[no-untyped-def]
+def _entry(account, trx_id: str, minus: Decimal, plus: Decimal = Decimal(0)) -> LedgerEntry:  # type: ignore[no-untyped-def]
     return LedgerEntry(
         source=Source.GAME,
-        key=key,
+        trx_id=trx_id,
         player_id=account.player_id,
         minus=minus,
         plus=plus,
@@ -144,7 +144,7 @@ def test_64_concurrent_bets_on_one_player(local_wallet: Wallet) -> None:
     assert local_wallet.account("hot").balance == 0
     bets = [entry for entry in _ledger(local_wallet, "hot") if entry.source is Source.GAME]
     assert len(bets) == 40
-    assert len({entry.key for entry in bets}) == 40
+    assert len({entry.trx_id for entry in bets}) == 40
     # Each accepted bet saw a distinct balance: the chain 1000 -> 975 -> ... -> 0 has no gap and no repeat.
     assert sorted(entry.balance_before for entry in bets) == [Decimal(25 * k) for k in range(1, 41)]
     _assert_audit_clean(local_wallet)
@@ -182,7 +182,7 @@ def test_64_concurrent_copies_of_one_trx_move_money_once(local_wallet: Wallet) -
     assert events[Event.DUPLICATE] == 63
     assert local_wallet.account("twin").balance == 380
     entries = [e for e in _ledger(local_wallet, "twin") if e.source is Source.GAME]
-    assert [(e.key, e.minus) for e in entries] == [("the-one", 120)]
+    assert [(e.trx_id, e.minus) for e in entries] == [("the-one", 120)]
     _assert_audit_clean(local_wallet)
 
 
@@ -195,13 +195,13 @@ def test_round_and_history_indexes(local_wallet: Wallet) -> None:
     local_wallet.handle_do(do_body(session, "other", 5, 0, {"game": "slot", "game_uuid": "elsewhere"}))
 
     round_entries = local_wallet.round("AA-BB-CC")
-    assert [(e.key, e.minus, e.plus, e.kind) for e in round_entries] == [
+    assert [(e.trx_id, e.minus, e.plus, e.kind) for e in round_entries] == [
         ("b1", 300, 0, "bet"),
         ("c1", 0, 100, "win"),
         ("w1", 0, 0, "zero_win"),
     ]
     history = local_wallet.history("r")
-    assert [e.key for e in history][:4] == ["other", "w1", "c1", "b1"]  # newest first
+    assert [e.trx_id for e in history][:4] == ["other", "w1", "c1", "b1"]  # newest first
     assert history[-1].kind == "opening"
     assert local_wallet.account("r").balance == 1000 - 300 + 100 - 5
 

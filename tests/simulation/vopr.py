@@ -49,14 +49,11 @@ Findings the model accepts (neither moves money wrongly):
   - `set_status` is not idempotent: its key is a fresh uuid per call, so an operator's retry after a timeout after
     commit records the change twice (two `status` entries, two versions; seed 28, p1).
 
-Determinism needs four patches, applied only while a seed runs (`deterministic_runtime`):
-  - `wallet.money.mover.time`: the mover's retry budget (`give_up_at`) reads `time.monotonic()` directly, not the
-    injected clock. With the injected sleep the budget then counts real CPU time: it is never exercised by a test that
-    injects a clock, and a stall (GC, a loaded CI box, a debugger) can turn an attempt into BillingContended, so a run
-    is not a function of its seed. Here the mover sees the simulated clock as its monotonic time (a finding: the
-    budget should use the injected clock, or a monotonic one injected beside it);
-  - `wallet.money.mover.random`: the back-off jitter uses the global `random` module; the simulated clock advances by
-    it, so it must come from the seed;
+The wallet is given the simulated clock as its wall time, its sleep and its monotonic time (the retry budget), and a
+seeded jitter: a stall of the machine (GC, a loaded CI box, a debugger) cannot turn an attempt into BillingContended,
+and the simulated clock advances by the seed's back-off only. (These were module patches until the simulation
+showed the budget read the real monotonic clock whatever clock was injected.) Two patches remain, applied only while
+a seed runs (`deterministic_runtime`):
   - `wallet.money.sessions.secrets` and `wallet.money.operator_moves.uuid`: session tokens and status-change keys,
     so the store's contents (and the digest compared between two runs) are a function of the seed too.
 """
@@ -83,7 +80,6 @@ from typing import Any
 
 from tests.support import SALT, SESSION_KEY, do_body
 from wallet.bootstrap import Secrets
-from wallet.money import mover as mover_module
 from wallet.money import operator_moves as operator_module
 from wallet.money import sessions as sessions_module
 from wallet.money.games_server import BillingUnavailable, Event, Outcome
@@ -165,7 +161,7 @@ class Call:
     cid: int
     op: str
     player: str
-    key: str = ""  # the trx_id, or the operator's ref
+    trx_id: str = ""  # the game's trx_id, or the operator's ref
     minus: Decimal = Decimal(0)
     plus: Decimal = Decimal(0)
     tag: dict[str, Any] = field(default_factory=dict)
@@ -189,8 +185,8 @@ class Call:
 
     def ledger_key(self) -> tuple[str, str, str]:
         if self.op.startswith("do"):
-            return ("game", self.player, self.key)
-        return ("operator", "", self.key)
+            return ("game", self.player, self.trx_id)
+        return ("operator", "", self.trx_id)
 
 
 @dataclass(eq=False)
@@ -362,15 +358,16 @@ class FaultyStore:
         return self.inner.get_account(player_id)
 
     def get_account_and_entry(
-        self, player_id: str, source: Source, key: str, scoped_to: str | None = None
+        self, player_id: str, source: Source, trx_id: str, scoped_to: str | None = None
     ) -> tuple[Account | None, LedgerEntry | None]:
         scope = " scoped" if scoped_to else ""
-        fault = self._enter("get_account_and_entry", f"{player_id} {source.value}:{key}{scope}", TRANSACT_READ_FAULTS)
+        what = f"{player_id} {source.value}:{trx_id}{scope}"
+        fault = self._enter("get_account_and_entry", what, TRANSACT_READ_FAULTS)
         if fault == "read_contended":
             raise ReadContended
         if fault:
             raise StoreUnavailable("simulated: read failed")
-        return self.inner.get_account_and_entry(player_id, source, key, scoped_to)
+        return self.inner.get_account_and_entry(player_id, source, trx_id, scoped_to)
 
     def get_session(self, player_id: str, token_hash: str) -> SessionRecord | None:
         if self._enter("get_session", f"{player_id} {token_hash[:8]}", READ_FAULTS):
@@ -400,7 +397,8 @@ class FaultyStore:
         same_session: bool = False,
     ) -> WriteOutcome:
         what = (
-            f"{entry.player_id} {entry.source.value}:{entry.key} v{entry.account_version} -{entry.minus}+{entry.plus}"
+            f"{entry.player_id} {entry.source.value}:{entry.trx_id} "
+            f"v{entry.account_version} -{entry.minus}+{entry.plus}"
         )
         if new_status is not None:
             what += f" ->{new_status.value}"
@@ -456,8 +454,8 @@ class FaultyStore:
 
 def entry_ledger_key(entry: LedgerEntry) -> tuple[str, str, str]:
     if entry.source is Source.GAME:
-        return ("game", entry.player_id, entry.key)
-    return ("operator", "", entry.key)
+        return ("game", entry.player_id, entry.trx_id)
+    return ("operator", "", entry.trx_id)
 
 
 class Model:
@@ -696,7 +694,8 @@ class Client:
                 self.op_bet()
                 return
             earlier = sim.rng.choice(sim.sent)
-        self.do(op, earlier.player, earlier.token, earlier.key, earlier.minus, earlier.plus, earlier.tag, earlier.body)
+        e = earlier
+        self.do(op, e.player, e.token, e.trx_id, e.minus, e.plus, e.tag, e.body)
 
     def op_twin(self) -> None:
         sim = self.sim
@@ -716,14 +715,14 @@ class Client:
         earlier = sim.rng.choice(racing) if racing and sim.rng.random() < 0.5 else sim.rng.choice(sim.sent)
         others = [p for p in sim.players if p != earlier.player]
         if sim.rng.random() < 0.5:
-            self.op_bet(sim.rng.choice(others), earlier.key, "do:cross_bet")
+            self.op_bet(sim.rng.choice(others), earlier.trx_id, "do:cross_bet")
             return
         player = sim.rng.choice(others)
         round_ = next((r for r in sim.rounds if r.player == player), None)
         game_uuid = round_.game_uuid if round_ else sim.new_id("R")
         token = round_.token if round_ else self._token(player)
         tag = {"game": "slot", "game_id": "g1", "game_uuid": game_uuid}
-        self.do("do:cross_win", player, token, earlier.key, Decimal(0), self._amount(), tag)
+        self.do("do:cross_win", player, token, earlier.trx_id, Decimal(0), self._amount(), tag)
 
     def op_conflict(self) -> None:
         sim = self.sim
@@ -733,7 +732,7 @@ class Client:
             return
         earlier = sim.rng.choice(moves)
         tag = {**earlier.tag, "conflict": True}
-        self.do("do:conflict", earlier.player, earlier.token, earlier.key, earlier.minus, earlier.plus + 1, tag)
+        self.do("do:conflict", earlier.player, earlier.token, earlier.trx_id, earlier.minus, earlier.plus + 1, tag)
 
     def op_forged(self) -> None:
         sim = self.sim
@@ -765,12 +764,12 @@ class Client:
     def op_deposit(self, player: str | None = None, ref: str | None = None, amount: Decimal | None = None) -> None:
         player = player or self._player()
         call = Call(self.cid, "deposit", player, ref or self.sim.new_id("D"), plus=amount or self._amount())
-        self.operate(call, lambda: self.sim.wallet.deposit(player, call.plus, call.key))
+        self.operate(call, lambda: self.sim.wallet.deposit(player, call.plus, call.trx_id))
 
     def op_withdraw(self) -> None:
         player = self._player()
         call = Call(self.cid, "withdraw", player, self.sim.new_id("W"), minus=self._amount())
-        self.operate(call, lambda: self.sim.wallet.withdraw(player, call.minus, call.key))
+        self.operate(call, lambda: self.sim.wallet.withdraw(player, call.minus, call.trx_id))
 
     def op_ref_of_another(self) -> None:
         sim = self.sim
@@ -780,7 +779,7 @@ class Client:
             return
         earlier = sim.rng.choice(done)
         others = [p for p in sim.players if p != earlier.player]
-        self.op_deposit(sim.rng.choice(others), earlier.key, earlier.plus or earlier.minus)
+        self.op_deposit(sim.rng.choice(others), earlier.trx_id, earlier.plus or earlier.minus)
 
     # --- sending, retrying, checking ----------------------------------------------------------------------------
 
@@ -850,12 +849,12 @@ class Client:
                     result = action()
                 except (StoreUnavailable, BillingContended) as exc:
                     attempt.result = "5xx"
-                    sim.log(f"{call.op} {call.player} {call.key} -> failed ({type(exc).__name__})")
+                    sim.log(f"{call.op} {call.player} {call.trx_id} -> failed ({type(exc).__name__})")
                     continue
                 except OperatorError as exc:
                     attempt.result = "refused"
                     call.final = "refused"
-                    sim.log(f"{call.op} {call.player} {call.key} -> refused: {exc}")
+                    sim.log(f"{call.op} {call.player} {call.trx_id} -> refused: {exc}")
                     sim.check_operator(attempt, None, str(exc))
                     return None
                 except Exception as exc:
@@ -867,7 +866,7 @@ class Client:
                 shown = result.status.value if isinstance(result, MoveResult) else result
                 if call.op == "new_session":
                     shown = f"session {result.token_hash[:8]}"
-                sim.log(f"{call.op} {call.player} {call.key} -> {shown}")
+                sim.log(f"{call.op} {call.player} {call.trx_id} -> {shown}")
                 sim.check_operator(attempt, result, None)
                 return result
             call.final = "gave_up"
@@ -903,12 +902,10 @@ class SimResult:
 
 
 @contextlib.contextmanager
-def deterministic_runtime(clock: SimClock, seed: int) -> Iterator[None]:
+def deterministic_runtime(seed: int) -> Iterator[None]:
     """The wallet's hidden inputs taken from the seed for the run (see the module's docstring)."""
     rng = random.Random(f"vopr:{seed}:runtime")
-    saved = (mover_module.time, mover_module.random, sessions_module.secrets, operator_module.uuid)
-    mover_module.time = SimpleNamespace(monotonic=clock.time, time=clock.time, sleep=clock.sleep)  # type: ignore[assignment]
-    mover_module.random = random.Random(f"vopr:{seed}:jitter")  # type: ignore[assignment]
+    saved = (sessions_module.secrets, operator_module.uuid)
     sessions_module.secrets = SimpleNamespace(  # type: ignore[assignment]
         token_urlsafe=lambda n: base64.urlsafe_b64encode(rng.randbytes(n)).rstrip(b"=").decode("ascii")
     )
@@ -916,7 +913,7 @@ def deterministic_runtime(clock: SimClock, seed: int) -> Iterator[None]:
     try:
         yield
     finally:
-        mover_module.time, mover_module.random, sessions_module.secrets, operator_module.uuid = saved
+        sessions_module.secrets, operator_module.uuid = saved
 
 
 StoreFactory = Callable[[], MemoryStore]
@@ -951,6 +948,8 @@ class Simulation:
             credit_grace_seconds=GRACE_SECONDS,
             clock=self.clock.time,
             sleep=self.clock.sleep,
+            monotonic=self.clock.time,
+            jitter=random.Random(f"vopr:{seed}:jitter"),
         )
         self.players = [f"p{i}" for i in range(self.rng.randint(3, 8))]
         self.n_clients = self.rng.randint(2, 6)
@@ -983,7 +982,7 @@ class Simulation:
     # --- running ------------------------------------------------------------------------------------------------
 
     def run(self) -> SimResult:
-        with deterministic_runtime(self.clock, self.seed):
+        with deterministic_runtime(self.seed):
             self._set_up()
             self.store.armed = True
             per_client = [self.n_ops // self.n_clients] * self.n_clients
@@ -1061,7 +1060,7 @@ class Simulation:
         spans = self.model.window(call.player, attempt.first_snap, attempt.t0, self.clock.now)
         landed = self.model.ledger.get(call.ledger_key())
         exists_at = self._entry_exists(attempt, landed)
-        what = f"{call.op} {call.player} {call.key} -{call.minus}+{call.plus} got {reply.status} {reply.balance}"
+        what = f"{call.op} {call.player} {call.trx_id} -{call.minus}+{call.plus} got {reply.status} {reply.balance}"
         if reply.balance is not None and reply.currency != CURRENCY:
             self.violate(f"{what}: currency {reply.currency}")
         if attempt.writes and (reply.status != "OK" or outcome.event in (Event.DUPLICATE, Event.BALANCE)):
@@ -1148,7 +1147,7 @@ class Simulation:
 
     def check_operator(self, attempt: Attempt, result: Any, refusal: str | None) -> None:
         call = attempt.call
-        what = f"{call.op} {call.player} {call.key}"
+        what = f"{call.op} {call.player} {call.trx_id}"
         spans = self.model.window(call.player, attempt.first_snap, attempt.t0, self.clock.now)
         attempt.result = "refused" if refusal is not None else "applied"
         if call.op == "new_session":

@@ -443,8 +443,8 @@ def test_ten_thousand_requests_from_32_clients_match_the_model(stack: Stack) -> 
     entries = list(wallet.store.iter_entries())
     games = [e for e in entries if e.source is Source.GAME]
     accepted = {trx_id for p in players for trx_id, _, _ in p.accepted}
-    assert len(games) == len({e.key for e in games}) == len(accepted)
-    assert {e.key for e in games} == accepted
+    assert len(games) == len({e.trx_id for e in games}) == len(accepted)
+    assert {e.trx_id for e in games} == accepted
     openings = [e for e in entries if e.source is Source.OPERATOR]
     assert len(openings) == PLAYERS + 1
     assert len(entries) == len(accepted) + PLAYERS + 1

@@ -126,7 +126,7 @@ def test_bet_then_win_make_a_round(wallet: Wallet, player: tuple[str, str]) -> N
     assert do(wallet, session, "r-win", 0, 300, {**tag, "result": [7, 7, 7]}).reply.balance == 1200
     do(wallet, session, "other", 5, 0, {**SLOT, "game_uuid": "778899001123"})
     round_ = wallet.round("778899001122")
-    assert [(e.key, e.kind, e.minus, e.plus) for e in round_] == [("r-bet", "bet", 100, 0), ("r-win", "win", 0, 300)]
+    assert [(e.trx_id, e.kind, e.minus, e.plus) for e in round_] == [("r-bet", "bet", 100, 0), ("r-win", "win", 0, 300)]
     assert all(e.game_uuid == "778899001122" for e in round_)
     assert round_[1].tag["result"] == [7, 7, 7]
     assert round_[1].tag["game_uuid"] == 778899001122  # the tag is stored as sent
@@ -157,7 +157,7 @@ def test_zero_win_is_recorded(wallet: Wallet, player: tuple[str, str]) -> None:
     outcome = do(wallet, session, "zw", 0, 0, {**SLOT, "game_uuid": "R-0"})
     assert outcome.reply.to_json() == '{"status":"OK","balance":1000,"currency":"FUN"}'
     assert outcome.event is Event.ZERO_WIN
-    assert [(e.key, e.kind, e.minus, e.plus) for e in wallet.round("R-0")] == [("zw", "zero_win", 0, 0)]
+    assert [(e.trx_id, e.kind, e.minus, e.plus) for e in wallet.round("R-0")] == [("zw", "zero_win", 0, 0)]
     assert wallet.account("p1").version == 1  # the account went through the same transaction
 
 
@@ -275,7 +275,7 @@ def test_trx_id_of_another_player_is_this_players_own_transaction(wallet: Wallet
     assert do(wallet, session, "shared", 100, 0).event is Event.DUPLICATE
     assert (balance(wallet, "p1"), balance(wallet, "p2")) == (900, 400)
     [own] = [e for e in entries(wallet, "p2") if e.source is Source.GAME]
-    assert (own.key, own.player_id, own.minus, own.scoped) == ("shared", "p2", 100, True)
+    assert (own.trx_id, own.player_id, own.minus, own.scoped) == ("shared", "p2", 100, True)
     assert own.entry_id == "game:p2:shared" != game_entry(wallet, "shared").entry_id  # type: ignore[union-attr]
     wallet.new_session("p2")  # p2's old session is replaced: its own replay still answers OK before the session check
     assert do(wallet, p2, "shared", 100, 0).reply.to_json() == '{"status":"OK","balance":400,"currency":"FUN"}'
@@ -647,7 +647,7 @@ def test_deposit_and_withdraw(wallet: Wallet, player: tuple[str, str]) -> None:
     assert (deposit.status, deposit.balance) == (MoveStatus.APPLIED, Decimal("1250.5"))
     withdrawal = wallet.withdraw("p1", Decimal("0.5"), "wd-1")
     assert (withdrawal.status, withdrawal.balance) == (MoveStatus.APPLIED, Decimal(1250))
-    kinds = {e.key: e.kind for e in entries(wallet)}
+    kinds = {e.trx_id: e.kind for e in entries(wallet)}
     assert kinds == {"opening#p1": "opening", "dep-1": "deposit", "wd-1": "withdrawal"}
 
 
@@ -736,9 +736,9 @@ def test_history_newest_first_and_the_ledger_adds_up(store: WalletStore) -> None
     do(wallet, session, "h-0", 100, 0, {**SLOT, "game_uuid": "R-0"})  # a replay adds nothing
 
     history = wallet.history("p1")
-    assert [e.key for e in history] == ["wd", "dep", "h-5", "h-4", "h-3", "h-2", "h-1", "h-0", "opening#p1"]
+    assert [e.trx_id for e in history] == ["wd", "dep", "h-5", "h-4", "h-3", "h-2", "h-1", "h-0", "opening#p1"]
     assert [e.created_at for e in history] == sorted((e.created_at for e in history), reverse=True)
-    assert [e.key for e in wallet.history("p1", limit=2)] == ["wd", "dep"]
+    assert [e.trx_id for e in wallet.history("p1", limit=2)] == ["wd", "dep"]
 
     account = wallet.account("p1")
     assert sum(e.plus for e in history) - sum(e.minus for e in history) == account.balance == Decimal("1030.5")

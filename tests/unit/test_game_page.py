@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import boto3
 import pytest
 from pydantic import ValidationError
 
-from tests.support import SALT, SESSION_KEY, LambdaContext
+from tests.support import SALT, SESSION_KEY, LambdaContext, lambda_function
 from wallet.bootstrap import lambda_wallet
 from wallet.catalogue.games import GAMES_CONFIG_KEY, GamesConfig, parse_games_config
 from wallet.catalogue.page import (
@@ -34,8 +33,6 @@ from wallet.catalogue.page import (
     render_lobby,
 )
 from wallet.settings import CatalogueSettings
-from wallet_local.front import import_file
-from wallet_local.paths import FUNCTIONS
 
 BUCKET = "wallet-test-site"
 CUSTOMER = "casino_42"
@@ -540,11 +537,9 @@ def app(
         monkeypatch.delenv(name, raising=False)
     s3 = boto_session.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
-    name = f"game_page_app_under_test_{uuid.uuid4().hex}"
-    module = import_file(name, FUNCTIONS / "game_page" / "app.py")
-    page_app = GamePageApp(module, s3)
-    yield page_app
-    sys.modules.pop(name, None)
+    with lambda_function("game_page") as (module, _):
+        page_app = GamePageApp(module, s3)
+        yield page_app
     for body in page_app.bodies:
         assert SALT not in body, "the salt leaked into a page"
         assert SESSION_KEY not in body, "the session key leaked into a page"

@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from tests.support import LambdaContext
+from tests.support import LambdaContext, lambda_function
 from wallet.catalogue.games import (
     GAMES_CONFIG_KEY,
     LOBBY_KEY,
@@ -34,8 +34,6 @@ from wallet.catalogue.s3_store import DIGEST_METADATA, S3CatalogueStore, StoreUn
 from wallet.catalogue.sync import sync_games_config
 from wallet.settings import CatalogueSettings
 from wallet_local import stack
-from wallet_local.front import import_file
-from wallet_local.paths import FUNCTIONS
 
 BUCKET = "wallet-test-site"
 STATIC_CONFIG = Path(__file__).resolve().parents[2] / "local" / "wallet_local" / "static" / "provider"
@@ -710,7 +708,7 @@ def emf_metrics(out: str) -> dict[str, Any]:
             continue
         document = json.loads(line)
         for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
-            assert directive["Namespace"] == "WalletGamesTest"
+            assert directive["Namespace"] == "Wallet"  # POWERTOOLS_METRICS_NAMESPACE, as the template sets it
             for metric in directive["Metrics"]:
                 found[metric["Name"]] = document[metric["Name"]]
     return found
@@ -726,18 +724,13 @@ def handler_module(
     monkeypatch.setenv("WALLET_GAMES_CONFIG_URL", site.provider.url)
     monkeypatch.setenv("WALLET_FETCH_TIMEOUT_SECONDS", str(FETCH_TIMEOUT))
     monkeypatch.setenv("WALLET_PATH_TO_STORAGE", "/media")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "WalletGamesTest")
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
     for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_CLOUDFRONT"):
         monkeypatch.delenv(name, raising=False)
-    name = f"games_sync_app_under_test_{uuid.uuid4().hex}"
-    module = import_file(name, FUNCTIONS / "games_sync" / "app.py")
-    capsys.readouterr()
-    yield module
-    import sys
-
-    sys.modules.pop(name, None)
+    with lambda_function("games_sync") as (module, _):
+        capsys.readouterr()
+        yield module
 
 
 def test_handler_success_publishes_and_counts(
@@ -779,8 +772,7 @@ def test_handler_counts_a_truncated_reply_as_a_failure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     raw_provider.payload = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100\r\n{"
-    settings = handler_module.settings.model_copy(update={"games_config_url": raw_provider.url})
-    monkeypatch.setattr(handler_module, "settings", settings)
+    monkeypatch.setenv("WALLET_GAMES_CONFIG_URL", raw_provider.url)  # read on the instance's first run
     with pytest.raises(CatalogueError, match="fetch failed"):
         handler_module.lambda_handler({}, LambdaContext())
     assert "GamesSyncFailures" in emf_metrics(capsys.readouterr().out)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import sys
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,10 +15,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
+from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body, lambda_function
 from wallet.bootstrap import lambda_wallet
 from wallet.money.store import StaleAccount
-from wallet_local.front import import_file
 
 APP = Path(__file__).resolve().parents[2] / "functions" / "billing" / "app.py"
 FOUR = {"OK", "not_enough_money", "session_not_found", "sign_not_found"}
@@ -64,33 +61,20 @@ class Billing:
 def billing(
     moto_client: Any, boto_session: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Billing]:
-    """The handler module imported fresh inside moto (it builds its wallet at import), with p1 holding 1000 FUN."""
+    """The billing function's module (imported once per process), its wallet built inside this test's moto, with p1
+    holding 1000 FUN."""
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", boto_session)  # its boto3.client() then skips reloading models
     monkeypatch.setenv("WALLET_TABLE", "wallet-test")
     monkeypatch.setenv("WALLET_SALT", SALT)
     monkeypatch.setenv("WALLET_SESSION_KEY", SESSION_KEY)
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Wallet")
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
-    name = f"billing_app_under_test_{uuid.uuid4().hex}"
-    module = import_file(name, APP)
-    # Powertools reuses the "wallet" logging.Logger and its stdout handler across imports, bound to whatever stdout was
-    # when it was first made: send its lines to this test's buffer (metrics print to sys.stdout, which capsys holds).
-    log_buffer = io.StringIO()
-    streams = [(handler, handler.stream) for handler in module.logger.handlers]
-    for handler, _ in streams:
-        handler.stream = log_buffer
-    # The same reuse keeps the level of whichever test imported a handler first (the fuzz and fault suites use ERROR).
-    level = module.logger.log_level
-    module.logger.setLevel("INFO")
-    lambda_wallet().create_player("p1", "FUN", Decimal(1000))
-    session = lambda_wallet().new_session("p1").token
-    capsys.readouterr()
-    yield Billing(module, session, log_buffer, capsys)
-    module.logger.setLevel(level)
-    for handler, stream in streams:
-        handler.stream = stream
-    del sys.modules[name]
+    # Metrics print to sys.stdout, which capsys holds; the logger's lines go to log_buffer.
+    with lambda_function("billing") as (module, log_buffer):
+        lambda_wallet().create_player("p1", "FUN", Decimal(1000))
+        session = lambda_wallet().new_session("p1").token
+        capsys.readouterr()
+        yield Billing(module, session, log_buffer, capsys)
 
 
 def lines(out: str) -> list[dict[str, Any]]:

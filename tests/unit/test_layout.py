@@ -78,3 +78,23 @@ def test_the_check_can_fail() -> None:
 
 def _imports_of_text(text: str) -> set[str]:
     return {n.module for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ImportFrom) and n.module}
+
+
+def test_handlers_build_nothing_at_import_and_tests_import_each_once() -> None:
+    """A handler's module-level code makes no client and reads no settings (it gets them from bootstrap's cached
+    factories on first use), so a test process imports each handler once, through `load_function`, and each test's
+    first request builds its own wallet and catalogue."""
+    functions = PACKAGE.parents[2] / "functions"
+    for app in sorted(functions.glob("*/app.py")):
+        for node in ast.parse(app.read_text()).body:
+            if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Call):
+                called = ast.unparse(node.value.func)
+                # Powertools' own objects and the router are made at import (as their docs do); ours are not.
+                assert called in {"Logger", "Metrics", "Tracer", "APIGatewayRestResolver"}, (app, called)
+    tests = PACKAGE.parents[2] / "tests"
+    importers = [
+        path.relative_to(tests)
+        for path in tests.rglob("*.py")
+        if "import_file(" in path.read_text() and path.name != "test_layout.py"
+    ]
+    assert importers == [], "import handlers with tests.support.lambda_function (once per process)"

@@ -70,7 +70,7 @@ def test_credits_on_a_replaced_session_land_exactly_once(
     assert do(owed, old, "bet-2", 1, 0, ROUND).reply == SESSION_NOT_FOUND
     assert do(owed, old, "ask", 0, 0, BALANCE_REQUEST).reply == SESSION_NOT_FOUND
     assert do(owed, new, "bet-3", 1, 0, ROUND).reply.balance == after - 1
-    assert [e.key for e in game_entries(owed)] == ["bet", f"credit-{what}", "bet-3"]
+    assert [e.trx_id for e in game_entries(owed)] == ["bet", f"credit-{what}", "bet-3"]
     assert audit_store(owed.store).clean
 
 
@@ -127,7 +127,7 @@ def test_credits_after_expiry_until_the_grace_period_ends(owed: Wallet, clock: C
     late = do(owed, issued.token, "win-too-late", 0, 70, {**ROUND, "game_uuid": "R-3"})
     assert late.reply == SESSION_NOT_FOUND
     assert balance(owed) == 950
-    assert [e.key for e in game_entries(owed)] == ["bet", "win", "zero"]
+    assert [e.trx_id for e in game_entries(owed)] == ["bet", "win", "zero"]
 
 
 def test_a_forged_token_gets_nothing(owed: Wallet, calls: list[str]) -> None:

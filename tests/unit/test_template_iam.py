@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import copy
 import functools
-import io
 import json
 import logging
 import re
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -46,12 +44,11 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body
-from wallet.bootstrap import Secrets, lambda_wallet
+from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body, lambda_function
+from wallet.bootstrap import Secrets, lambda_catalogue, lambda_wallet
 from wallet.money.dynamodb import DynamoDBStore
 from wallet.money.wallet import Wallet
 from wallet.settings import Settings
-from wallet_local.front import import_file
 from wallet_local.stack import create_distribution
 from wallet_local.table import create_table
 
@@ -754,8 +751,9 @@ def _every_template_variable() -> set[str]:
 
 @contextmanager
 def cold_start(stack: Stack, function_id: str, scenario: str, **overrides: str) -> Iterator[ModuleType]:
-    """A new Lambda instance of the function: its module imported fresh, in the environment the template gives it
-    (an empty value is unset in AWS too, as the template's comments say), its calls recorded under `scenario`."""
+    """A new Lambda instance of the function: its wallet and catalogue built anew, in the environment the template
+    gives it (an empty value is unset in AWS too, as the template's comments say), its calls recorded under
+    `scenario`."""
     environment = {**function_environment(function_id, stack.names), **overrides}
     with pytest.MonkeyPatch.context() as env:
         for name in _every_template_variable() | set(environment):
@@ -764,22 +762,14 @@ def cold_start(stack: Stack, function_id: str, scenario: str, **overrides: str) 
             if value:
                 env.setenv(name, value)
         RECORDER.function, RECORDER.scenario = function_id, scenario
-        module_name = f"iam_under_test_{translated().code_dirs[function_id]}_{uuid.uuid4().hex}"
-        lambda_wallet.cache_clear()  # a new instance builds its own wallet, in this scenario's environment
+        # A new instance builds its own wallet and catalogue, in this scenario's environment.
+        lambda_wallet.cache_clear()
+        lambda_catalogue.cache_clear()
         try:
-            module = import_file(module_name, ROOT / "functions" / translated().code_dirs[function_id] / "app.py")
-            # Powertools reuses the "wallet" logger and its stdout handler across imports: keep its lines here.
-            streams = [(handler, handler.stream) for handler in module.logger.handlers]
-            for handler, _ in streams:
-                handler.stream = io.StringIO()
-            try:
+            with lambda_function(translated().code_dirs[function_id]) as (module, _):
                 yield module
-            finally:
-                for handler, stream in streams:
-                    handler.stream = stream
         finally:
             RECORDER.function, RECORDER.scenario = None, ""
-            sys.modules.pop(module_name, None)
 
 
 # --- the billing ------------------------------------------------------------------------------------------------------

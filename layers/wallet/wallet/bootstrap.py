@@ -4,6 +4,7 @@ the local stack ask here for a wallet or a catalogue store; nothing else builds 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -13,14 +14,14 @@ from pydantic import SecretStr
 
 from wallet.money.dynamodb import DynamoDBStore
 from wallet.money.wallet import Wallet
-from wallet.settings import Settings
+from wallet.settings import CatalogueSettings, Settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SSMProvider
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
+    from wallet.catalogue.games import CachedCatalogue
     from wallet.catalogue.s3_store import S3CatalogueStore
-    from wallet.settings import CatalogueSettings
 
 SECRET_CACHE_SECONDS = 300
 # A cold start waits on this call: fail within seconds (a 500, the provider retries) rather than botocore's 60 s.
@@ -69,6 +70,28 @@ def build_catalogue_store(settings: CatalogueSettings) -> S3CatalogueStore:
     return S3CatalogueStore(
         settings.bucket, boto3.client("s3"), cloudfront, settings.distribution_id, settings.cache_seconds
     )
+
+
+@dataclass(frozen=True)
+class LambdaCatalogue:
+    """What the catalogue's handlers use: their settings, the S3 store, and the published games_config as the game
+    page reads it (through a cache of `settings.cache_seconds`)."""
+
+    settings: CatalogueSettings
+    store: S3CatalogueStore
+    games: CachedCatalogue
+
+
+@cache
+def lambda_catalogue() -> LambdaCatalogue:
+    """The game page's and the games sync's catalogue: built on first use from the function's environment, then kept
+    for the instance (as `lambda_wallet`)."""
+    from wallet.catalogue.games import GAMES_CONFIG_KEY, CachedCatalogue
+
+    settings = CatalogueSettings.from_env()
+    store = build_catalogue_store(settings)
+    games = CachedCatalogue(lambda: store.read(GAMES_CONFIG_KEY), ttl=settings.cache_seconds)
+    return LambdaCatalogue(settings, store, games)
 
 
 class MissingSecret(RuntimeError):

@@ -3,7 +3,7 @@
 Items (see docs/TABLE.md for the access patterns):
   account  pk=PLAYER#<player>          sk=ACCOUNT  balance, currency, version, status, session_hash, session_expires_at
   session  pk=PLAYER#<player>          sk=SESSION#<hash>  issued_at, expires_at, purge_at (TTL: expiry + grace)
-  entry    pk=ENTRY#<source>:<key>     sk=ENTRY    player, minus, plus, balance_before/after, tag, game_uuid, time
+  entry    pk=ENTRY#<source>:<trx_id>     sk=ENTRY    player, minus, plus, balance_before/after, tag, game_uuid, time
            (sk=ENTRY#<player> for a game trx_id that another player used first: that player's own transaction)
            gsi1pk=PLAYER#<player>  gsi1sk=<time>#<entry_id>   (index by_player: a player's history by time)
            gsi2pk=ROUND#<game_uuid> gsi2sk=<time>#<entry_id>  (index by_round: a round's entries; sparse)
@@ -61,11 +61,11 @@ def session_key(player_id: str, token_hash: str) -> dict[str, Any]:
     return {"pk": {"S": f"PLAYER#{player_id}"}, "sk": {"S": f"{SESSION_SK_PREFIX}{token_hash}"}}
 
 
-def entry_key(source: Source, key: str, scoped_to: str | None = None) -> dict[str, Any]:
-    """The first use of a key has the slot ENTRY; another player's transaction with a used game trx_id has its own
+def entry_key(source: Source, trx_id: str, scoped_to: str | None = None) -> dict[str, Any]:
+    """The first use of a trx_id has the slot ENTRY; another player's transaction with a used game trx_id has its own
     slot under the same pk (the sort key keeps the two apart whatever characters a trx_id holds)."""
     sort_key = f"{ENTRY_SK}#{scoped_to}" if scoped_to else ENTRY_SK
-    return {"pk": {"S": f"ENTRY#{source.value}:{key}"}, "sk": {"S": sort_key}}
+    return {"pk": {"S": f"ENTRY#{source.value}:{trx_id}"}, "sk": {"S": sort_key}}
 
 
 class DynamoDBStore:
@@ -92,15 +92,15 @@ class DynamoDBStore:
         )
 
     def get_account_and_entry(
-        self, player_id: str, source: Source, key: str, scoped_to: str | None = None
+        self, player_id: str, source: Source, trx_id: str, scoped_to: str | None = None
     ) -> tuple[Account | None, LedgerEntry | None]:
-        """One serializable read of the account and of the entry with this key (to detect a replay): the key's first
-        slot, or with `scoped_to` that player's own slot."""
+        """One serializable read of the account and of the entry with this trx_id (to detect a replay): the
+        trx_id's first slot, or with `scoped_to` that player's own slot."""
         try:
             response = self.client.transact_get_items(
                 TransactItems=[
                     {"Get": {"TableName": self.table_name, "Key": account_key(player_id)}},
-                    {"Get": {"TableName": self.table_name, "Key": entry_key(source, key, scoped_to)}},
+                    {"Get": {"TableName": self.table_name, "Key": entry_key(source, trx_id, scoped_to)}},
                 ]
             )
         except ClientError as exc:
@@ -142,7 +142,7 @@ class DynamoDBStore:
         *,
         same_session: bool = False,
     ) -> WriteOutcome:
-        """Put `entry` if its key is new and move the account from `expected` to entry.balance_after (and to version
+        """Put `entry` if its trx_id is new and move the account from `expected` to entry.balance_after (and to version
         entry.account_version, which must be expected.version + 1), atomically. With `new_status`, the account takes
         that status in the same write, and a player who is no longer active loses the live session."""
         if entry.account_version != expected.version + 1:
@@ -387,10 +387,10 @@ def _account_from_item(item: dict[str, Any]) -> Account:
 def _entry_item(entry: LedgerEntry) -> dict[str, Any]:
     sort_key = f"{entry.created_at}#{entry.entry_id}"
     item: dict[str, Any] = {
-        **entry_key(entry.source, entry.key, entry.player_id if entry.scoped else None),
+        **entry_key(entry.source, entry.trx_id, entry.player_id if entry.scoped else None),
         "type": {"S": "entry"},
         "source": {"S": entry.source.value},
-        "trx_id": {"S": entry.key},
+        "trx_id": {"S": entry.trx_id},
         "player_id": {"S": entry.player_id},
         "kind": {"S": entry.kind},
         "minus": {"N": str(entry.minus)},
@@ -416,7 +416,7 @@ def _entry_from_item(item: dict[str, Any]) -> LedgerEntry:
     tag = _deserializer.deserialize(item["tag"]) if "tag" in item else {}
     return LedgerEntry(
         source=Source(item["source"]["S"]),
-        key=item["trx_id"]["S"],
+        trx_id=item["trx_id"]["S"],
         player_id=item["player_id"]["S"],
         minus=parse_stored(item["minus"]["N"]),
         plus=parse_stored(item["plus"]["N"]),

@@ -48,7 +48,7 @@ class Account:
 @dataclass(frozen=True)
 class LedgerEntry:
     source: Source
-    key: str  # trx_id for games, the operator's reference otherwise
+    trx_id: str  # the idempotency key: the game's trx_id, or the operator's reference
     player_id: str
     minus: Decimal
     plus: Decimal
@@ -71,14 +71,14 @@ class LedgerEntry:
     def entry_id(self) -> str:
         """Unique per entry: a game transaction is the player's trx_id; an operator reference is global."""
         if self.source is Source.GAME:
-            return f"{self.source.value}:{self.player_id}:{self.key}"
-        return f"{self.source.value}:{self.key}"
+            return f"{self.source.value}:{self.player_id}:{self.trx_id}"
+        return f"{self.source.value}:{self.trx_id}"
 
     def as_json(self) -> dict[str, Any]:
         return {
             "entry_id": self.entry_id,
             "source": self.source.value,
-            "trx_id": self.key,
+            "trx_id": self.trx_id,
             "player": self.player_id,
             "kind": self.kind,
             "minus": _plain(self.minus),

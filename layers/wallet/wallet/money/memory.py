@@ -25,12 +25,12 @@ from wallet.money.store import (
     WriteOutcome,
 )
 
-# (source, key, the player whose own slot it is, or None for the key's first slot): the table's (pk, sk).
+# (source, trx_id, the player whose own slot it is, or None for the trx_id's first slot): the table's (pk, sk).
 Slot = tuple[Source, str, str | None]
 
 
 def _slot(entry: LedgerEntry) -> Slot:
-    return (entry.source, entry.key, entry.player_id if entry.scoped else None)
+    return (entry.source, entry.trx_id, entry.player_id if entry.scoped else None)
 
 
 def _index_key(entry: LedgerEntry) -> str:
@@ -52,10 +52,10 @@ class MemoryStore:
             return self._accounts.get(player_id)
 
     def get_account_and_entry(
-        self, player_id: str, source: Source, key: str, scoped_to: str | None = None
+        self, player_id: str, source: Source, trx_id: str, scoped_to: str | None = None
     ) -> tuple[Account | None, LedgerEntry | None]:
         with self._lock:
-            return self._accounts.get(player_id), self._entries.get((source, key, scoped_to))
+            return self._accounts.get(player_id), self._entries.get((source, trx_id, scoped_to))
 
     def get_session(self, player_id: str, token_hash: str) -> SessionRecord | None:
         with self._lock:

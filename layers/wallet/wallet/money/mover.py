@@ -64,7 +64,7 @@ class MoveRequest:
 
     player_id: str
     source: Source
-    key: str
+    trx_id: str
     minus: Decimal
     plus: Decimal
     tag: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +95,8 @@ class Mover:
         retry_budget_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        jitter: random.Random | None = None,
     ) -> None:
         self.store = store
         self.secrets = secrets
@@ -102,8 +104,10 @@ class Mover:
         self.credit_grace_seconds = credit_grace_seconds
         self.max_write_attempts = max_write_attempts
         self.retry_budget_seconds = retry_budget_seconds
-        self.clock = clock
+        self.clock = clock  # wall time: session expiry, entry times
         self.sleep = sleep
+        self.monotonic = monotonic  # the retry budget (a simulation injects its clock for all three)
+        self.jitter = jitter or random.Random()  # noqa: S311 - back-off jitter, not security
 
     def live_account(self, token: str) -> Account | None:
         """The account a session token belongs to, if that session is the player's live one (for the game page)."""
@@ -124,24 +128,24 @@ class Mover:
     def move(self, request: MoveRequest, authorize: Authorize = _always) -> MoveResult:
         """Move `-minus +plus` on the player's account exactly once for this key: (player, trx_id) for a game,
         the global reference for an operator. With `new_status` the account also takes that status."""
-        player_id, source, key, minus, plus = (
+        player_id, source, trx_id, minus, plus = (
             request.player_id,
             request.source,
-            request.key,
+            request.trx_id,
             request.minus,
             request.plus,
         )
         request_print = fingerprint(player_id, minus, plus, request.tag)
-        give_up_at = time.monotonic() + self.retry_budget_seconds
+        give_up_at = self.monotonic() + self.retry_budget_seconds
         # After a lost version race the failed write hands back the account as it now is (ALL_OLD), so the next
         # attempt starts from that instead of reading again: half the calls per retry, and a shorter race window.
         account: Account | None = None
         scoped = False  # another player used this game trx_id first: this player's entry goes in its own slot
         for attempt in range(1, self.max_write_attempts + 1):
-            if attempt > 1 and time.monotonic() > give_up_at:
+            if attempt > 1 and self.monotonic() > give_up_at:
                 break  # a 503 now beats a Lambda timeout later: the provider retries either way
             if account is None:
-                found = self._read_for_move(player_id, source, key, request_print, attempt)
+                found = self._read_for_move(player_id, source, trx_id, request_print, attempt)
                 if isinstance(found, MoveResult):
                     return found
                 if found is None:
@@ -156,7 +160,7 @@ class Mover:
             now = self.clock()
             entry = LedgerEntry(
                 source=source,
-                key=key,
+                trx_id=trx_id,
                 player_id=player_id,
                 minus=minus,
                 plus=plus,
@@ -193,12 +197,12 @@ class Mover:
         raise BillingContended(f"account {player_id} kept changing: gave up after {attempt} attempts")
 
     def _read_for_move(
-        self, player_id: str, source: Source, key: str, request_print: str, attempt: int
+        self, player_id: str, source: Source, trx_id: str, request_print: str, attempt: int
     ) -> tuple[Account, bool] | MoveResult | None:
         """The account to move and whether the entry goes in the player's own slot; or a final result (no account, a
         replay); or None when a write was in flight."""
         try:
-            account, earlier = self.store.get_account_and_entry(player_id, source, key)
+            account, earlier = self.store.get_account_and_entry(player_id, source, trx_id)
         except ReadContended:
             return None
         if account is None:
@@ -210,7 +214,7 @@ class Mover:
             # read the account again with the player's own slot, in one read, so a replay shows the current balance.
             scoped = True
             try:
-                account, earlier = self.store.get_account_and_entry(player_id, source, key, scoped_to=player_id)
+                account, earlier = self.store.get_account_and_entry(player_id, source, trx_id, scoped_to=player_id)
             except ReadContended:
                 return None
             if account is None:
@@ -231,7 +235,7 @@ class Mover:
 
     def _back_off(self, attempt: int) -> None:
         # Full jitter, capped: contention is per player, so a few milliseconds usually clear it.
-        self.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))  # noqa: S311 - jitter, not security
+        self.sleep(self.jitter.uniform(0, min(0.05, 0.002 * 2**attempt)))
 
 
 def _account_after(account: Account, entry: LedgerEntry, new_status: PlayerStatus | None) -> Account:

@@ -50,7 +50,7 @@ class OperatorMoves(Mover):
             tag = {"operator": "opening"}
             entry = LedgerEntry(
                 source=Source.OPERATOR,
-                key=f"{OPENING_PREFIX}{player_id}",
+                trx_id=f"{OPENING_PREFIX}{player_id}",
                 player_id=player_id,
                 minus=Decimal(0),
                 plus=opening,
@@ -115,9 +115,9 @@ class OperatorMoves(Mover):
             "reason": _operator_text(reason, "reason", MAX_REASON_LENGTH),
             "by": _operator_text(by, "by", MAX_OPERATOR_NAME_LENGTH),
         }
-        key = f"{STATUS_PREFIX}{player_id}#{ref or uuid.uuid4().hex}"
+        trx_id = f"{STATUS_PREFIX}{player_id}#{ref or uuid.uuid4().hex}"
         zero = Decimal(0)
-        request = MoveRequest(player_id, Source.OPERATOR, key, zero, zero, tag, kind="status", new_status=new_status)
+        request = MoveRequest(player_id, Source.OPERATOR, trx_id, zero, zero, tag, kind="status", new_status=new_status)
         result = self.move(request)
         if result.status is MoveStatus.NO_ACCOUNT:
             raise OperatorError(f"unknown player {player_id}")

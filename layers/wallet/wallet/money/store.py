@@ -25,7 +25,7 @@ class Applied:
 
 @dataclass(frozen=True)
 class DuplicateEntry:
-    """The entry key exists already. `existing` is the stored entry; `latest` the account if it changed too."""
+    """The entry's trx_id is used already. `existing` is the stored entry; `latest` the account if it changed too."""
 
     existing: LedgerEntry | None
     latest: Account | None
@@ -74,9 +74,9 @@ class WalletStore(Protocol):
     def get_account(self, player_id: str) -> Account | None: ...
 
     def get_account_and_entry(
-        self, player_id: str, source: Source, key: str, scoped_to: str | None = None
+        self, player_id: str, source: Source, trx_id: str, scoped_to: str | None = None
     ) -> tuple[Account | None, LedgerEntry | None]:
-        """The account and the entry in the key's first slot (or `scoped_to`'s own slot), read together."""
+        """The account and the entry in the trx_id's first slot (or `scoped_to`'s own slot), read together."""
         ...
 
     def get_session(self, player_id: str, token_hash: str) -> SessionRecord | None: ...
