@@ -29,6 +29,7 @@ _METRIC_NAMES = {
     Event.ZERO_WIN: "ZeroWins",
     Event.DUPLICATE: "Duplicates",
     Event.NOT_ENOUGH_MONEY: "NotEnoughMoney",
+    Event.OVER_LIMIT: "LimitRefusals",
     Event.SESSION_NOT_FOUND: "SessionNotFound",
     Event.INVALID_REQUEST: "InvalidRequests",
     Event.SIGN_FAILURE: "SignFailures",
@@ -98,6 +99,8 @@ def _observe(outcome: Outcome) -> None:
         logger.warning("trx_id replayed with a different body", extra=fields)
     elif outcome.cross_player:
         logger.warning("trx_id used before by another player: kept as this player's own transaction", extra=fields)
+    elif outcome.event is Event.OVER_LIMIT:
+        logger.info("bet refused by the player's limit", extra=fields)
     elif outcome.event in (Event.SIGN_FAILURE, Event.UNPARSEABLE, Event.INVALID_REQUEST):
         logger.warning("request refused", extra=fields)
     else:

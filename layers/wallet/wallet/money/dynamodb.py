@@ -14,7 +14,11 @@ balance. Both happen or neither.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -22,12 +26,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from wallet.money.amounts import parse_stored
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source
+from wallet.money.limits import Counter, Counters, Limit, LimitKind, Limits, Period, Slot
 from wallet.money.sessions import SessionRecord
 from wallet.money.store import (
     AccountNotActive,
     Applied,
     Contended,
     DuplicateEntry,
+    InvalidCursor,
     NoSuchAccount,
     ReadContended,
     SessionOutcome,
@@ -120,6 +126,43 @@ class DynamoDBStore:
         """A player's entries, newest first."""
         return self._query(BY_PLAYER_INDEX, "gsi1pk", f"PLAYER#{player_id}", limit, newest_first=True)
 
+    def history_page(
+        self, player_id: str, limit: int, cursor: str | None = None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        """Up to `limit` of a player's entries, newest first, after `cursor`; and the cursor of the next page (None
+        at the end). One Query of limit + 1 items: the extra one only says whether there is a next page."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": BY_PLAYER_INDEX,
+            "KeyConditionExpression": "gsi1pk = :key",
+            "ExpressionAttributeValues": {":key": {"S": f"PLAYER#{player_id}"}},
+            "ScanIndexForward": False,
+            "Limit": limit + 1,
+        }
+        if cursor is not None:
+            # The player comes from the request, never from the cursor: a cursor cannot open another player's ledger.
+            kwargs["ExclusiveStartKey"] = {**_decode_cursor(cursor), "gsi1pk": {"S": f"PLAYER#{player_id}"}}
+        items: list[dict[str, Any]] = []
+        try:
+            while len(items) <= limit:
+                response = self.client.query(**kwargs)
+                items.extend(response.get("Items", []))
+                start = response.get("LastEvaluatedKey")
+                if not start:
+                    break
+                kwargs["ExclusiveStartKey"] = start
+                kwargs["Limit"] = limit + 1 - len(items)
+        except ClientError as exc:
+            if cursor is not None and _error_code(exc) == "ValidationException":
+                raise InvalidCursor("cursor is not one this ledger gave") from exc
+            raise StoreUnavailable(_describe(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(_describe(exc)) from exc
+        page = items[:limit]
+        more = len(items) > limit
+        next_cursor = _encode_cursor(page[-1]) if more and page else None
+        return [_entry_from_item(item) for item in page], next_cursor
+
     def round_entries(self, game_uuid: str) -> list[LedgerEntry]:
         """A round's entries (bet, cancels, win), oldest first."""
         return self._query(BY_ROUND_INDEX, "gsi2pk", f"ROUND#{game_uuid}", limit=None, newest_first=False)
@@ -141,6 +184,8 @@ class DynamoDBStore:
         new_status: PlayerStatus | None = None,
         *,
         same_session: bool = False,
+        counters: Counters | None = None,
+        limits: Limits | None = None,
     ) -> WriteOutcome:
         """Put `entry` if its trx_id is new and move the account from `expected` to entry.balance_after (and to version
         entry.account_version, which must be expected.version + 1), atomically. With `new_status`, the account takes
@@ -157,6 +202,12 @@ class DynamoDBStore:
         }
         names: dict[str, str] = {}
         condition = "version = :expected AND balance = :before"
+        if counters is not None:
+            update += ", counters = :counters"  # the limits' counters move with the balance, under the same guard
+            values[":counters"] = _counters_value(counters)
+        if limits is not None:
+            update += ", limits = :limits"
+            values[":limits"] = _limits_value(limits)
         if same_session:
             # A debit was allowed for the live session read: a log-out or a new session since then (which do not move
             # the version) must refuse it too.
@@ -364,6 +415,8 @@ def _account_item(account: Account) -> dict[str, Any]:
         "created_at": {"S": account.created_at},
         "status": {"S": account.status.value},
     }
+    if account.limits.by_slot:
+        item["limits"] = _limits_value(account.limits)
     if account.session_hash is not None and account.session_expires_at is not None:
         item["session_hash"] = {"S": account.session_hash}
         item["session_expires_at"] = {"N": str(account.session_expires_at)}
@@ -381,7 +434,73 @@ def _account_from_item(item: dict[str, Any]) -> Account:
         session_hash=item["session_hash"]["S"] if "session_hash" in item else None,
         session_expires_at=int(item["session_expires_at"]["N"]) if "session_expires_at" in item else None,
         status=PlayerStatus(item["status"]["S"]) if "status" in item else PlayerStatus.ACTIVE,
+        limits=_limits_from_value(item["limits"]) if "limits" in item else Limits(),
+        counters=_counters_from_value(item["counters"]) if "counters" in item else Counters(),
     )
+
+
+# Counters and limits: one map attribute each, keyed "<kind>.<period>" (e.g. "loss.day").
+
+
+def _slot_name(slot: Slot) -> str:
+    return f"{slot[0].value}.{slot[1].value}"
+
+
+def _slot_of(name: str) -> Slot:
+    kind, period = name.split(".")
+    return LimitKind(kind), Period(period)
+
+
+def _counters_value(counters: Counters) -> dict[str, Any]:
+    return {
+        "M": {
+            _slot_name(slot): {"M": {"period": {"S": c.period}, "amount": {"N": str(c.amount)}}}
+            for slot, c in counters.by_slot.items()
+        }
+    }
+
+
+def _counters_from_value(value: dict[str, Any]) -> Counters:
+    return Counters(
+        {
+            _slot_of(name): Counter(c["M"]["period"]["S"], parse_stored(c["M"]["amount"]["N"]))
+            for name, c in value["M"].items()
+        }
+    )
+
+
+def _limits_value(limits: Limits) -> dict[str, Any]:
+    mapped: dict[str, Any] = {}
+    for slot, limit in limits.by_slot.items():
+        fields: dict[str, Any] = {"amount": {"N": str(limit.amount)}}
+        if limit.pending_at is not None:
+            fields["pending_at"] = {"N": str(limit.pending_at)}
+            fields["pending"] = {"N": str(limit.pending)} if limit.pending is not None else {"NULL": True}
+        mapped[_slot_name(slot)] = {"M": fields}
+    return {"M": mapped}
+
+
+def _limits_from_value(value: dict[str, Any]) -> Limits:
+    by_slot: dict[Slot, Limit] = {}
+    for name, fields in value["M"].items():
+        f = fields["M"]
+        pending: Decimal | None = parse_stored(f["pending"]["N"]) if "N" in f.get("pending", {}) else None
+        pending_at = int(f["pending_at"]["N"]) if "pending_at" in f else None
+        by_slot[_slot_of(name)] = Limit(parse_stored(f["amount"]["N"]), pending, pending_at)
+    return Limits(by_slot)
+
+
+def _encode_cursor(item: dict[str, Any]) -> str:
+    position = {name: item[name]["S"] for name in ("pk", "sk", "gsi1sk")}
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return {name: {"S": str(position[name])} for name in ("pk", "sk", "gsi1sk")}
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        raise InvalidCursor("cursor is not one this ledger gave") from None
 
 
 def _entry_item(entry: LedgerEntry) -> dict[str, Any]:

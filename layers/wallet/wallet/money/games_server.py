@@ -43,6 +43,7 @@ class Event(StrEnum):
     ZERO_WIN = "zero_win"
     DUPLICATE = "duplicate"
     NOT_ENOUGH_MONEY = "not_enough_money"
+    OVER_LIMIT = "over_limit"  # a bet over a responsible-gambling limit: not_enough_money, nothing moves
     SESSION_NOT_FOUND = "session_not_found"
     INVALID_REQUEST = "invalid_request"
     SIGN_FAILURE = "sign_failure"
@@ -139,6 +140,11 @@ class GamesServerBilling(Mover):
                 assert result.account is not None
                 reply = not_enough_money(result.account.balance, result.account.currency)
                 return Outcome(reply, Event.NOT_ENOUGH_MONEY, **common, **extra)
+            case MoveStatus.OVER_LIMIT:
+                # The one reply of the four that tells the game "no bet", with the real balance.
+                assert result.account is not None
+                reply = not_enough_money(result.account.balance, result.account.currency)
+                return Outcome(reply, Event.OVER_LIMIT, **common, **extra, detail=str(result.breach))
             case _:
                 return Outcome(SESSION_NOT_FOUND, Event.SESSION_NOT_FOUND, **common, **extra)
 

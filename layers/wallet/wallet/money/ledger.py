@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from wallet.money.amounts import format_number
+from wallet.money.limits import Counters, Limits
 
 
 class Source(StrEnum):
@@ -39,6 +40,8 @@ class Account:
     session_hash: str | None = None
     session_expires_at: int | None = None
     status: PlayerStatus = PlayerStatus.ACTIVE
+    limits: Limits = field(default_factory=Limits)
+    counters: Counters = field(default_factory=Counters)
 
     @property
     def is_active(self) -> bool:

@@ -7,16 +7,20 @@ checks a write's conditions and applies all of it or none of it, under one lock.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source
+from wallet.money.limits import Counters, Limits
 from wallet.money.sessions import SessionRecord
 from wallet.money.store import (
     AccountNotActive,
     Applied,
     DuplicateEntry,
+    InvalidCursor,
     NoSuchAccount,
     SessionOutcome,
     SessionStarted,
@@ -66,6 +70,19 @@ class MemoryStore:
             mine = [e for e in self._entries.values() if e.player_id == player_id]
         return sorted(mine, key=_index_key, reverse=True)[:limit]
 
+    def history_page(
+        self, player_id: str, limit: int, cursor: str | None = None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        after = _decode_cursor(cursor) if cursor is not None else None
+        with self._lock:
+            mine = [e for e in self._entries.values() if e.player_id == player_id]
+        newest_first = sorted(mine, key=_index_key, reverse=True)
+        if after is not None:
+            newest_first = [e for e in newest_first if _index_key(e) < after]
+        page = newest_first[:limit]
+        more = len(newest_first) > limit
+        return page, _encode_cursor(_index_key(page[-1])) if more and page else None
+
     def round_entries(self, game_uuid: str) -> list[LedgerEntry]:
         with self._lock:
             found = [e for e in self._entries.values() if e.game_uuid == game_uuid]
@@ -90,6 +107,8 @@ class MemoryStore:
         new_status: PlayerStatus | None = None,
         *,
         same_session: bool = False,
+        counters: Counters | None = None,
+        limits: Limits | None = None,
     ) -> WriteOutcome:
         if entry.account_version != expected.version + 1:
             raise ValueError("an entry must produce the version after the one read")
@@ -110,6 +129,10 @@ class MemoryStore:
             if stale or account is None:
                 return StaleAccount(account)
             moved = replace(account, balance=entry.balance_after, version=entry.account_version)
+            if counters is not None:
+                moved = replace(moved, counters=counters)
+            if limits is not None:
+                moved = replace(moved, limits=limits)
             if new_status is not None:
                 moved = replace(moved, status=new_status)
                 if new_status is not PlayerStatus.ACTIVE:
@@ -151,3 +174,14 @@ class MemoryStore:
                 return None
             self._accounts[player_id] = replace(account, session_hash=None, session_expires_at=None)
             return account.session_hash is not None
+
+
+def _encode_cursor(position: str) -> str:
+    return base64.urlsafe_b64encode(position.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise InvalidCursor("cursor is not one this ledger gave") from None

@@ -3,7 +3,7 @@
   1. one serializable read of the account and of the entry under the key;
   2. the player's own key seen before: nothing moves, the result is a replay (a different body is a conflict).
      Another player's entry under a game trx_id: this is the player's own transaction, in its own slot;
-  3. not allowed (the caller's `authorize`) or minus > balance: nothing moves;
+  3. not allowed (the caller's `authorize`), minus > balance, or over one of the player's limits: nothing moves;
   4. one atomic write: put the entry if its slot is free + move the balance if the account's version is still the one
      read. A lost race starts again from the account the failed write returned (or reads again), within a budget.
 The use cases build on it: POST /do (games_server.py) and the operator's moves (operator_moves.py). Nothing here knows
@@ -22,6 +22,7 @@ from typing import Any
 
 from wallet.money.amounts import move_balance
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source, entry_kind, fingerprint, utc_now_iso
+from wallet.money.limits import Breach, Counters, Limits, Slot, first_breach, movement_deltas
 from wallet.money.sessions import player_of_token, session_is_live
 from wallet.money.store import Applied, DuplicateEntry, ReadContended, StaleAccount, WalletStore
 from wallet.settings import DEFAULT_CREDIT_GRACE_DAYS, SecretSource
@@ -37,6 +38,7 @@ class MoveStatus(StrEnum):
     INSUFFICIENT = "insufficient"
     NO_ACCOUNT = "no_account"
     UNAUTHORIZED = "unauthorized"
+    OVER_LIMIT = "over_limit"  # a responsible-gambling limit refused it (see limits.py)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class MoveResult:
     conflict: bool = False  # a replayed key whose request differs from the one recorded
     attempts: int = 1
     cross_player: bool = False  # a game trx_id another player used first (this one is the player's own)
+    breach: Breach | None = None  # with OVER_LIMIT: which limit
 
     @property
     def balance(self) -> Decimal:
@@ -72,6 +75,7 @@ class MoveRequest:
     kind: str | None = None  # the entry's kind, when the amounts alone do not say it (deposit, status...)
     new_status: PlayerStatus | None = None  # the account takes this status in the same write
     same_session: bool = False  # allowed for the live session read: it must still be the live one when written
+    limit_changes: dict[Slot, Decimal | None] | None = None  # the account's limits change in the same write
 
 
 DEFAULT_CREDIT_GRACE_SECONDS = DEFAULT_CREDIT_GRACE_DAYS * 24 * 60 * 60
@@ -152,12 +156,16 @@ class Mover:
                     self._back_off(attempt)
                     continue
                 account, scoped = found
-            if not authorize(account):
-                return MoveResult(MoveStatus.UNAUTHORIZED, account, attempts=attempt, cross_player=scoped)
-            if minus > account.balance:
-                return MoveResult(MoveStatus.INSUFFICIENT, account, attempts=attempt, cross_player=scoped)
-
             now = self.clock()
+            deltas = movement_deltas(
+                game=source is Source.GAME, deposit=request.kind == "deposit", minus=minus, plus=plus
+            )
+            counters = account.counters.after(deltas, now)
+            refused = _refusal(account, authorize, minus, first_breach(account.limits, counters, deltas, now))
+            if refused is not None:
+                return replace(refused, attempts=attempt, cross_player=scoped)
+            limits = account.limits.changed(request.limit_changes, now) if request.limit_changes is not None else None
+
             entry = LedgerEntry(
                 source=source,
                 trx_id=trx_id,
@@ -175,10 +183,17 @@ class Mover:
                 account_version=account.version + 1,
                 scoped=scoped,
             )
-            outcome = self.store.record(entry, account, request.new_status, same_session=request.same_session)
+            outcome = self.store.record(
+                entry,
+                account,
+                request.new_status,
+                same_session=request.same_session,
+                counters=counters if counters is not account.counters else None,
+                limits=limits,
+            )
             match outcome:
                 case Applied():
-                    after = _account_after(account, entry, request.new_status)
+                    after = _account_after(account, entry, request.new_status, counters, limits)
                     return MoveResult(MoveStatus.APPLIED, after, entry, attempts=attempt, cross_player=scoped)
                 case DuplicateEntry(existing=existing, latest=latest):
                     # A twin won the race for this key between our read and our write.
@@ -238,9 +253,32 @@ class Mover:
         self.sleep(self.jitter.uniform(0, min(0.05, 0.002 * 2**attempt)))
 
 
-def _account_after(account: Account, entry: LedgerEntry, new_status: PlayerStatus | None) -> Account:
+def _refusal(account: Account, authorize: Authorize, minus: Decimal, breach: Breach | None) -> MoveResult | None:
+    """Why the movement cannot be made on this account, in the order the replies are decided; None if it can."""
+    if not authorize(account):
+        return MoveResult(MoveStatus.UNAUTHORIZED, account)
+    if minus > account.balance:
+        return MoveResult(MoveStatus.INSUFFICIENT, account)
+    if breach is not None:
+        return MoveResult(MoveStatus.OVER_LIMIT, account, breach=breach)
+    return None
+
+
+def _account_after(
+    account: Account,
+    entry: LedgerEntry,
+    new_status: PlayerStatus | None,
+    counters: Counters,
+    limits: Limits | None,
+) -> Account:
     """The account as `entry` left it (what store.record wrote)."""
-    after = replace(account, balance=entry.balance_after, version=entry.account_version)
+    after = replace(
+        account,
+        balance=entry.balance_after,
+        version=entry.account_version,
+        counters=counters,
+        limits=limits if limits is not None else account.limits,
+    )
     if new_status is None:
         return after
     if new_status is PlayerStatus.ACTIVE:

@@ -8,16 +8,36 @@ from __future__ import annotations
 import re
 import uuid
 from decimal import Decimal
+from enum import StrEnum
+from typing import Any
 
 from wallet.money.amounts import InvalidAmount, parse_amount
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source, fingerprint, utc_now_iso
+from wallet.money.limits import Slot
 from wallet.money.mover import Authorize, Mover, MoveRequest, MoveResult, MoveStatus, _always
 from wallet.money.sessions import IssuedSession, check_player_id, issue_session
-from wallet.money.store import AccountNotActive, NoSuchAccount
+from wallet.money.store import AccountNotActive, InvalidCursor, NoSuchAccount
+
+
+class Refusal(StrEnum):
+    """Why an operator request was refused: the API's error code (and HTTP status) follows from it."""
+
+    INVALID = "invalid_request"  # the request itself is wrong: a field's value
+    NOT_FOUND = "not_found"  # no such player
+    EXISTS = "exists"  # the player exists already
+    CONFLICT = "conflict"  # a reference used before for something else
+    NOT_ENOUGH_MONEY = "not_enough_money"
+    OVER_LIMIT = "over_limit"  # the player's deposit limit
+    NOT_ALLOWED = "not_allowed"  # the player's status forbids it
 
 
 class OperatorError(ValueError):
-    """An operator request that cannot be done (unknown player, bad amount, not enough money)."""
+    """An operator request that cannot be done, and why (`refusal`); `balance` when money was short."""
+
+    def __init__(self, message: str, refusal: Refusal = Refusal.INVALID, balance: Decimal | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+        self.balance = balance
 
 
 # Operator references share one namespace across players (a payment id is unique at the operator); the opening
@@ -27,6 +47,10 @@ OPERATOR_REF = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 OPENING_PREFIX = "opening#"
 
 STATUS_PREFIX = "status#"
+
+LIMITS_PREFIX = "limits#"
+
+MAX_HISTORY_PAGE = 1000
 
 MAX_HISTORY = 10_000
 
@@ -63,7 +87,7 @@ class OperatorMoves(Mover):
                 fingerprint=fingerprint(player_id, Decimal(0), opening, tag),
             )
         if not self.store.create_account(account, entry):
-            raise OperatorError(f"player {player_id} exists already")
+            raise OperatorError(f"player {player_id} exists already", Refusal.EXISTS)
         return account
 
     def deposit(self, player_id: str, amount: Decimal | str, ref: str) -> MoveResult:
@@ -86,14 +110,22 @@ class OperatorMoves(Mover):
         tag = {"operator": kind, "ref": ref}
         result = self.move(MoveRequest(player_id, Source.OPERATOR, ref, minus, plus, tag, kind=kind), authorize)
         if result.status is MoveStatus.NO_ACCOUNT:
-            raise OperatorError(f"unknown player {player_id}")
+            raise OperatorError(f"unknown player {player_id}", Refusal.NOT_FOUND)
         if result.status is MoveStatus.UNAUTHORIZED:
             assert result.account is not None
-            raise OperatorError(f"player {player_id} is {result.account.status}: {kind}s are refused")
+            raise OperatorError(
+                f"player {player_id} is {result.account.status}: {kind}s are refused", Refusal.NOT_ALLOWED
+            )
         if result.status is MoveStatus.INSUFFICIENT:
-            raise OperatorError(f"not enough money: balance {result.balance}, withdrawal {minus}")
+            raise OperatorError(
+                f"not enough money: balance {result.balance}, withdrawal {minus}",
+                Refusal.NOT_ENOUGH_MONEY,
+                balance=result.balance,
+            )
+        if result.status is MoveStatus.OVER_LIMIT:
+            raise OperatorError(f"refused by the player's limit: {result.breach}", Refusal.OVER_LIMIT, result.balance)
         if result.conflict:
-            raise OperatorError(f"ref {ref} was used before for a different movement")
+            raise OperatorError(f"ref {ref} was used before for a different movement", Refusal.CONFLICT)
         return result
 
     def set_status(
@@ -120,9 +152,33 @@ class OperatorMoves(Mover):
         request = MoveRequest(player_id, Source.OPERATOR, trx_id, zero, zero, tag, kind="status", new_status=new_status)
         result = self.move(request)
         if result.status is MoveStatus.NO_ACCOUNT:
-            raise OperatorError(f"unknown player {player_id}")
+            raise OperatorError(f"unknown player {player_id}", Refusal.NOT_FOUND)
         if result.conflict:
-            raise OperatorError(f"ref {ref} was used before for a different status change")
+            raise OperatorError(f"ref {ref} was used before for a different status change", Refusal.CONFLICT)
+        return result
+
+    def set_limits(
+        self, player_id: str, changes: dict[Slot, Decimal | None], by: str, ref: str | None = None
+    ) -> MoveResult:
+        """Change the player's limits (None removes one), as a ledger entry that moves no money: lower or new ones
+        at once, higher or removed ones after the cooling-off period (limits.py)."""
+        check_player_id(player_id)
+        if ref is not None and not OPERATOR_REF.fullmatch(ref):
+            raise OperatorError("ref must be 1-128 characters of letters, digits, '_', '-', '.' or ':'")
+        if not changes:
+            raise OperatorError("limits: nothing to change")
+        asked: dict[str, dict[str, Any]] = {}
+        for (kind, period), amount in sorted(changes.items()):
+            asked.setdefault(kind.value, {})[period.value] = amount
+        tag = {"operator": "limits", "limits": asked, "by": _operator_text(by, "by", MAX_OPERATOR_NAME_LENGTH)}
+        trx_id = f"{LIMITS_PREFIX}{player_id}#{ref or uuid.uuid4().hex}"
+        zero = Decimal(0)
+        request = MoveRequest(player_id, Source.OPERATOR, trx_id, zero, zero, tag, kind="limits", limit_changes=changes)
+        result = self.move(request)
+        if result.status is MoveStatus.NO_ACCOUNT:
+            raise OperatorError(f"unknown player {player_id}", Refusal.NOT_FOUND)
+        if result.conflict:
+            raise OperatorError(f"ref {ref} was used before for a different limits change", Refusal.CONFLICT)
         return result
 
     def new_session(self, player_id: str) -> IssuedSession:
@@ -131,9 +187,9 @@ class OperatorMoves(Mover):
         # The record is kept (the table's TTL) for as long as money owed on the session may still land.
         match self.store.start_session(issued.record, issued.expires_at + self.credit_grace_seconds):
             case NoSuchAccount():
-                raise OperatorError(f"unknown player {player_id}")
+                raise OperatorError(f"unknown player {player_id}", Refusal.NOT_FOUND)
             case AccountNotActive(status=status):
-                raise OperatorError(f"player {player_id} is {status}: no new session")
+                raise OperatorError(f"player {player_id} is {status}: no new session", Refusal.NOT_ALLOWED)
         return issued
 
     def revoke_session(self, player_id: str) -> bool:
@@ -141,14 +197,14 @@ class OperatorMoves(Mover):
         check_player_id(player_id)
         revoked = self.store.end_session(player_id)
         if revoked is None:
-            raise OperatorError(f"unknown player {player_id}")
+            raise OperatorError(f"unknown player {player_id}", Refusal.NOT_FOUND)
         return revoked
 
     def account(self, player_id: str) -> Account:
         check_player_id(player_id)
         account = self.store.get_account(player_id)
         if account is None:
-            raise OperatorError(f"unknown player {player_id}")
+            raise OperatorError(f"unknown player {player_id}", Refusal.NOT_FOUND)
         return account
 
     def history(self, player_id: str, limit: int = 100) -> list[LedgerEntry]:
@@ -156,6 +212,18 @@ class OperatorMoves(Mover):
             raise OperatorError(f"limit must be between 1 and {MAX_HISTORY}")
         self.account(player_id)
         return self.store.history(player_id, limit)
+
+    def history_page(
+        self, player_id: str, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        """One page of the ledger, newest first, and the cursor of the next page (None at the end)."""
+        if not 1 <= limit <= MAX_HISTORY_PAGE:
+            raise OperatorError(f"limit must be between 1 and {MAX_HISTORY_PAGE}")
+        self.account(player_id)
+        try:
+            return self.store.history_page(player_id, limit, cursor)
+        except InvalidCursor as exc:
+            raise OperatorError(f"cursor: {exc}") from None
 
     def round(self, game_uuid: str) -> list[LedgerEntry]:
         return self.store.round_entries(game_uuid)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source
+from wallet.money.limits import Counters, Limits
 from wallet.money.sessions import SessionRecord
 
 
@@ -64,6 +65,10 @@ class AccountNotActive:
 SessionOutcome = SessionStarted | NoSuchAccount | AccountNotActive
 
 
+class InvalidCursor(ValueError):
+    """A history cursor that this store did not give out (or for another ledger)."""
+
+
 class ReadContended(Exception):
     """A consistent read was refused because a write on the same items was in flight: read again."""
 
@@ -88,9 +93,12 @@ class WalletStore(Protocol):
         new_status: PlayerStatus | None = None,
         *,
         same_session: bool = False,
+        counters: Counters | None = None,
+        limits: Limits | None = None,
     ) -> WriteOutcome:
         """Put `entry` if its slot is free and move the account from `expected` (same version and balance, and with
-        `same_session` the same live session) to what the entry says, atomically; or change nothing and say why."""
+        `same_session` the same live session) to what the entry says, atomically; or change nothing and say why.
+        The account also takes `new_status`, `counters` and `limits` when they are given, in the same write."""
         ...
 
     def create_account(self, account: Account, opening: LedgerEntry | None) -> bool: ...
@@ -100,6 +108,13 @@ class WalletStore(Protocol):
     def end_session(self, player_id: str) -> bool | None: ...
 
     def history(self, player_id: str, limit: int = 100) -> list[LedgerEntry]: ...
+
+    def history_page(
+        self, player_id: str, limit: int, cursor: str | None = None
+    ) -> tuple[list[LedgerEntry], str | None]:
+        """Up to `limit` entries, newest first, after `cursor` (opaque, from an earlier page; InvalidCursor if not),
+        and the next page's cursor, None at the end."""
+        ...
 
     def round_entries(self, game_uuid: str) -> list[LedgerEntry]: ...
 
