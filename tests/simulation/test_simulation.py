@@ -14,6 +14,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,9 +117,11 @@ def test_the_workload_reaches_what_it_is_meant_to() -> None:
 class OverwritingStore(MemoryStore):
     """Forgets the entry's slot on a write: a replay after a timeout moves the money a second time."""
 
-    def record(self, entry: LedgerEntry, expected: Account, new_status: PlayerStatus | None = None) -> WriteOutcome:
+    def record(
+        self, entry: LedgerEntry, expected: Account, new_status: PlayerStatus | None = None, **options: Any
+    ) -> WriteOutcome:
         self._entries.pop(_slot(entry), None)
-        return super().record(entry, expected, new_status)
+        return super().record(entry, expected, new_status, **options)
 
 
 class BlindReplayStore(MemoryStore):
@@ -141,11 +144,13 @@ class ForgetfulSessionsStore(MemoryStore):
 class LostUpdateStore(MemoryStore):
     """Does not check the account's version: a write based on a stale read lands, and what changed since is lost."""
 
-    def record(self, entry: LedgerEntry, expected: Account, new_status: PlayerStatus | None = None) -> WriteOutcome:
+    def record(
+        self, entry: LedgerEntry, expected: Account, new_status: PlayerStatus | None = None, **options: Any
+    ) -> WriteOutcome:
         account = self._accounts.get(entry.player_id)
         if account is not None and _slot(entry) not in self._entries:
             self._accounts[entry.player_id] = replace(account, version=expected.version, balance=entry.balance_before)
-        return super().record(entry, expected, new_status)
+        return super().record(entry, expected, new_status, **options)
 
 
 class LaxSessionsWallet(Wallet):

@@ -84,6 +84,7 @@ from wallet.money import operator_moves as operator_module
 from wallet.money import sessions as sessions_module
 from wallet.money.games_server import BillingUnavailable, Event, Outcome
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source
+from wallet.money.limits import Counters, Limits
 from wallet.money.memory import MemoryStore
 from wallet.money.mover import BillingContended, MoveResult, MoveStatus
 from wallet.money.operator_moves import OperatorError
@@ -395,6 +396,8 @@ class FaultyStore:
         new_status: PlayerStatus | None = None,
         *,
         same_session: bool = False,
+        counters: Counters | None = None,
+        limits: Limits | None = None,
     ) -> WriteOutcome:
         what = (
             f"{entry.player_id} {entry.source.value}:{entry.trx_id} "
@@ -407,7 +410,9 @@ class FaultyStore:
             raise StoreUnavailable(f"simulated: {fault}")
         if fault == "contended":
             return Contended()
-        outcome = self.inner.record(entry, expected, new_status, same_session=same_session)
+        outcome = self.inner.record(
+            entry, expected, new_status, same_session=same_session, counters=counters, limits=limits
+        )
         if isinstance(outcome, DuplicateEntry | StaleAccount) and self.armed and self.rng.random() < self.fault_rate:
             # DynamoDB may cancel a transaction without handing back the items (no ALL_OLD): the mover reads again.
             outcome = DuplicateEntry(None, None) if isinstance(outcome, DuplicateEntry) else StaleAccount(None)
