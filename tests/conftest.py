@@ -34,7 +34,7 @@ os.environ.update(
 )
 
 from tests.support import SALT, SESSION_KEY  # noqa: E402
-from wallet.bootstrap import Secrets, lambda_catalogue, lambda_wallet, make_dynamodb_client  # noqa: E402
+from wallet.bootstrap import Secrets, lambda_catalogue, lambda_settings, lambda_wallet, make_dynamodb_client  # noqa: E402
 from wallet.money.dynamodb import DynamoDBStore  # noqa: E402
 from wallet.money.wallet import Wallet  # noqa: E402
 from wallet.settings import Settings  # noqa: E402
@@ -55,11 +55,11 @@ _SESSION = boto3.session.Session(region_name="us-east-1")
 def fresh_lambda_wallet() -> Iterator[None]:
     """Each test's handlers build their wallet and catalogue anew (in its moto or DynamoDB Local), as a new Lambda
     instance would."""
-    lambda_wallet.cache_clear()
-    lambda_catalogue.cache_clear()
+    for factory in (lambda_settings, lambda_wallet, lambda_catalogue):
+        factory.cache_clear()
     yield
-    lambda_wallet.cache_clear()
-    lambda_catalogue.cache_clear()
+    for factory in (lambda_settings, lambda_wallet, lambda_catalogue):
+        factory.cache_clear()
 
 
 @pytest.fixture

@@ -57,9 +57,15 @@ def build_wallet(settings: Settings | None = None) -> Wallet:
 
 
 @cache
+def lambda_settings() -> Settings:
+    """The function's settings, read from its environment on first use, then kept for the instance."""
+    return Settings.from_env()
+
+
+@cache
 def lambda_wallet() -> Wallet:
     """The handlers' wallet: built on first use from the function's environment, then kept for the instance."""
-    return build_wallet()
+    return build_wallet(lambda_settings())
 
 
 def build_catalogue_store(settings: CatalogueSettings) -> S3CatalogueStore:

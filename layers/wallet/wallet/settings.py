@@ -31,6 +31,8 @@ class Settings(BaseModel):
     credit_grace_days: Annotated[int, Field(ge=1, le=MAX_CREDIT_GRACE_DAYS)] = DEFAULT_CREDIT_GRACE_DAYS
     max_write_attempts: Annotated[int, Field(ge=1, le=50)] = 10
     default_currency: Annotated[str, Field(min_length=1, max_length=16)] = "FUN"
+    # The site's front (CloudFront in AWS, `wallet local` here): the operator API's play_url points at its game page.
+    site_url: Annotated[str | None, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")] = None
 
     @model_validator(mode="after")
     def _one_source_per_secret(self) -> Settings:
@@ -55,6 +57,7 @@ class Settings(BaseModel):
             "credit_grace_days": env.get("WALLET_CREDIT_GRACE_DAYS") or DEFAULT_CREDIT_GRACE_DAYS,
             "max_write_attempts": env.get("WALLET_MAX_WRITE_ATTEMPTS") or 10,
             "default_currency": env.get("WALLET_DEFAULT_CURRENCY") or "FUN",
+            "site_url": env.get("WALLET_SITE_URL") or None,
         }
         return cls.model_validate(values)
 

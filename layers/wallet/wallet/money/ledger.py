@@ -129,6 +129,11 @@ def _decimal_text(value: object) -> str:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+def json_ready(value: Any) -> Any:
+    """Decimals to int or exact string for JSON output (never float)."""
+    return _plain(value)
+
+
 def _plain(value: Any) -> Any:
     """Decimals to int or exact string for JSON output (never float)."""
     if isinstance(value, Decimal):
