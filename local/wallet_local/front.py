@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import json
 import multiprocessing
 import os
 import re
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from wallet_local.paths import FUNCTIONS
+from wallet_local.sigv4 import LocalCredentials, SignatureRefused, verify
 
 STAGE = "local"
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
@@ -33,6 +35,7 @@ class Route:
     method: str
     resource: str  # API Gateway resource path, e.g. /play/{application}
     function: str  # folder under functions/
+    signed: bool = False  # AWS_IAM authorization: the request must carry a valid SigV4 signature (sigv4.py)
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if method != self.method:
@@ -212,9 +215,11 @@ class LocalFront(ThreadingHTTPServer):
         static: dict[str, Path] | None = None,
         bucket: str | None = None,
         max_instances: int = 8,
+        credentials: LocalCredentials | None = None,
     ) -> None:
         super().__init__(address, _Handler)
         self.routes = routes
+        self.credentials = credentials or LocalCredentials()
         self.static = static or {}
         self.bucket = bucket  # CloudFront's default behaviour: anything else comes from the site's bucket
         self.instances = LambdaInstances(sorted({route.function for route in routes}), max_instances)
@@ -248,6 +253,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch()
 
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
@@ -263,6 +271,20 @@ class _Handler(BaseHTTPRequestHandler):
             event = api_gateway_event(
                 route, parameters, self.command, parts.path, parts.query, headers, body, self.client_address[0]
             )
+            if route.signed:
+                try:
+                    caller = verify(self.server.credentials, self.command, self._url(), headers, body)
+                except SignatureRefused as exc:
+                    # API Gateway's 403 for a request its IAM authorization refuses.
+                    message = json.dumps({"message": f"Forbidden: {exc}"}).encode()
+                    self._send(403, {"Content-Type": "application/json"}, message)
+                    return
+                event["requestContext"]["identity"].update(
+                    accessKey=caller.access_key,
+                    caller=caller.access_key,
+                    user=caller.access_key,
+                    userArn=caller.user_arn,
+                )
             reply = self.server.instances.invoke(route.function, event)
             self._send_lambda_reply(reply)
             return
@@ -270,6 +292,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # API Gateway's own answer for an unknown route.
         self._send(403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
+
+    def _url(self) -> str:
+        """The URL the client signed: its Host header and the request line's path and query, as sent."""
+        return f"http://{self.headers.get('Host', '')}{self.path}"
 
     def _serve_static(self, path: str) -> bool:
         for prefix, directory in self.server.static.items():

@@ -14,6 +14,7 @@ from typing import Any
 
 from wallet_local.dynamodb_local import LOCAL_CREDENTIALS, DynamoDBLocal
 from wallet_local.front import LocalFront, Route
+from wallet_local.sigv4 import LocalCredentials
 from wallet_local.table import create_table
 
 LOCAL_TABLE = "wallet-local"
@@ -22,10 +23,27 @@ DEMO_BALANCE = Decimal(100000)
 CATALOGUE_BUCKET = "wallet-local-site"
 PATH_TO_STORAGE = "/media"
 STATIC = Path(__file__).parent / "static"
+# The operator API's routes, as template.yaml's OperatorApi has them (AWS_IAM: SigV4-signed).
+OPERATOR_ROUTES = [
+    Route(method, resource, "operator", signed=True)
+    for method, resource in (
+        ("POST", "/operator/players"),
+        ("GET", "/operator/players/{player_id}"),
+        ("PATCH", "/operator/players/{player_id}"),
+        ("POST", "/operator/players/{player_id}/sessions"),
+        ("DELETE", "/operator/players/{player_id}/sessions"),
+        ("POST", "/operator/players/{player_id}/deposits"),
+        ("POST", "/operator/players/{player_id}/withdrawals"),
+        ("GET", "/operator/players/{player_id}/history"),
+        ("GET", "/operator/rounds/{game_uuid}"),
+        ("GET", "/operator/openapi.json"),
+    )
+]
 ROUTES = [
     Route("POST", "/do", "billing"),
     Route("GET", "/play/{application}", "game_page"),
     Route("GET", "/lobby", "game_page"),
+    *OPERATOR_ROUTES,
 ]
 
 
@@ -90,7 +108,20 @@ def run_local_stack(
         session = wallet.new_session(DEMO_PLAYER)
         # The provider's side, played by files: its games_config and, under the asset path, a stand-in loader.
         static = {PATH_TO_STORAGE: STATIC / "media", "/provider": STATIC / "provider"}
-        front = LocalFront((host, port), ROUTES, static=static, bucket=CATALOGUE_BUCKET, max_instances=max_instances)
+        # The operator routes check SigV4 against the local credentials, in the region the banner exports.
+        credentials = LocalCredentials(
+            environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"], environment["AWS_DEFAULT_REGION"]
+        )
+        front = LocalFront(
+            (host, port),
+            ROUTES,
+            static=static,
+            bucket=CATALOGUE_BUCKET,
+            max_instances=max_instances,
+            credentials=credentials,
+        )
+        # The operator API's play_url points at this front's game page (the instances start below, with it set).
+        os.environ["WALLET_SITE_URL"] = environment["WALLET_SITE_URL"] = front.url
         front.instances.warm(min(2, max_instances))
         serving = threading.Thread(target=front.serve_forever, name="local-front", daemon=True)
         serving.start()
