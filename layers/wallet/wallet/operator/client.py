@@ -83,8 +83,9 @@ class OperatorClient:
     def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> ApiReply:
         """Send one signed request. A 2xx reply comes back; anything else raises ApiError."""
         signed = self.signed_request(method, path, body, query)
+        body_bytes = signed.body if isinstance(signed.body, bytes) else None
         request = urllib.request.Request(  # noqa: S310 - the URL's scheme is checked in __init__
-            signed.url, data=signed.body or None, method=method, headers=dict(signed.headers.items())
+            str(signed.url), data=body_bytes or None, method=method, headers=dict(signed.headers.items())
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
