@@ -20,6 +20,7 @@ import pytest
 
 from tests.simulation.vopr import run_seed
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source
+from wallet.money.limits import Breach
 from wallet.money.memory import MemoryStore, _slot
 from wallet.money.mover import Authorize
 from wallet.money.protocol import Movement
@@ -153,6 +154,23 @@ class LostUpdateStore(MemoryStore):
         return super().record(entry, expected, new_status, **options)
 
 
+class CounterlessStore(MemoryStore):
+    """Moves the money but drops the limits' counters: bets then get past a limit."""
+
+    def record(
+        self, entry: LedgerEntry, expected: Account, new_status: PlayerStatus | None = None, **options: Any
+    ) -> WriteOutcome:
+        options.pop("counters", None)
+        return super().record(entry, expected, new_status, **options)
+
+
+class LimitlessWallet(Wallet):
+    """Never refuses a movement for a limit (the limits are kept and counted, just not enforced)."""
+
+    def _limit_breach(self, *_: Any) -> Breach | None:
+        return None
+
+
 class LaxSessionsWallet(Wallet):
     """Takes a bet on any session it issued, not only the live one."""
 
@@ -171,8 +189,18 @@ class LaxSessionsWallet(Wallet):
         (ForgetfulSessionsStore, Wallet),
         (LostUpdateStore, Wallet),
         (MemoryStore, LaxSessionsWallet),
+        (CounterlessStore, Wallet),
+        (MemoryStore, LimitlessWallet),
     ],
-    ids=["overwriting", "blind-replay", "forgetful-sessions", "lost-update", "lax-sessions"],
+    ids=[
+        "overwriting",
+        "blind-replay",
+        "forgetful-sessions",
+        "lost-update",
+        "lax-sessions",
+        "counterless",
+        "limitless",
+    ],
 )
 def test_the_simulator_finds_a_planted_bug(store: type[MemoryStore], wallet: type[Wallet]) -> None:
     for seed in range(300):

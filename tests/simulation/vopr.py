@@ -73,7 +73,8 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -84,7 +85,7 @@ from wallet.money import operator_moves as operator_module
 from wallet.money import sessions as sessions_module
 from wallet.money.games_server import BillingUnavailable, Event, Outcome
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source
-from wallet.money.limits import Counters, Limits
+from wallet.money.limits import Counters, LimitKind, Limits, Period, Slot, first_breach, movement_deltas
 from wallet.money.memory import MemoryStore
 from wallet.money.mover import BillingContended, MoveResult, MoveStatus
 from wallet.money.operator_moves import OperatorError
@@ -103,7 +104,7 @@ from wallet.money.store import (
     WriteOutcome,
 )
 from wallet.money.wallet import Wallet
-from wallet.operator.audit import audit_store
+from wallet.operator.audit import COUNTER_WARNING, audit_store
 from wallet.settings import Settings
 
 SESSION_SECONDS = 300  # short, so the clock's jumps cross expiries and grace periods within one run
@@ -211,6 +212,8 @@ class Snap:
     status: PlayerStatus
     session_hash: str | None
     expires: int | None
+    limits: Limits = field(default_factory=Limits)
+    counters: Counters = field(default_factory=Counters)
 
 
 Span = tuple[Snap, float, float]  # an account state, and the part of a request's time it held
@@ -420,7 +423,7 @@ class FaultyStore:
         else:
             self.sim.log(f"  = {type(outcome).__name__}")
         if isinstance(outcome, Applied):
-            self.sim.model.recorded(entry, new_status)
+            self.sim.model.recorded(entry, new_status, counters, limits)
         if fault == "timeout_after_commit":
             raise StoreUnavailable("simulated: timeout after commit")
         return outcome
@@ -463,6 +466,18 @@ def entry_ledger_key(entry: LedgerEntry) -> tuple[str, str, str]:
     return ("operator", "", entry.trx_id)
 
 
+def entry_time(entry: LedgerEntry) -> float:
+    return datetime.fromisoformat(entry.created_at.replace("Z", "+00:00")).timestamp()
+
+
+def _over_limit(call: Call, snap: Snap, start: float, end: float) -> bool:
+    """Whether the call would take one of the account's counters over a limit in force at some moment of the span."""
+    deltas = movement_deltas(
+        game=call.op.startswith("do"), deposit=call.op == "deposit", minus=call.minus, plus=call.plus
+    )
+    return any(first_breach(snap.limits, snap.counters.after(deltas, t), deltas, t) is not None for t in (start, end))
+
+
 class Model:
     """What the store must hold, rebuilt from the writes that crossed the boundary, and the accounts' history."""
 
@@ -479,16 +494,19 @@ class Model:
 
     def created(self, account: Account, opening: LedgerEntry | None) -> None:
         self.snaps[account.player_id] = [
-            Snap(self.sim.clock.now, account.balance, account.version, account.status, None, None)
+            Snap(self.sim.clock.now, account.balance, account.version, account.status, None, None, account.limits)
         ]
         self.openings[account.player_id] = account.balance
         if opening is not None:
             self.ledger[entry_ledger_key(opening)] = Landed(opening, None, 0)
         self.wrote = True
 
-    def recorded(self, entry: LedgerEntry, new_status: PlayerStatus | None) -> None:
+    def recorded(
+        self, entry: LedgerEntry, new_status: PlayerStatus | None, counters: Counters | None, limits: Limits | None
+    ) -> None:
         player = entry.player_id
         last = self.snaps[player][-1]
+        counters_after, limits_after = self._limits_after(entry, last, counters, limits)
         if entry.account_version != last.version + 1 or entry.balance_before != last.balance:
             self.violate(
                 f"write applied on a stale account: {player} at v{last.version} balance {last.balance}, entry "
@@ -506,8 +524,38 @@ class Model:
         if new_status is not None and new_status is not PlayerStatus.ACTIVE:
             session_hash, expires = None, None
         self._push(
-            player, Snap(self.sim.clock.now, entry.balance_after, entry.account_version, status, session_hash, expires)
+            player,
+            Snap(
+                self.sim.clock.now,
+                entry.balance_after,
+                entry.account_version,
+                status,
+                session_hash,
+                expires,
+                limits_after,
+                counters_after,
+            ),
         )
+
+    def _limits_after(
+        self, entry: LedgerEntry, last: Snap, counters: Counters | None, limits: Limits | None
+    ) -> tuple[Counters, Limits]:
+        """The counters and limits a write leaves, checked against what the model computes on its own: the
+        entry's amounts added in the periods of its time, and no accepted bet over a limit in force."""
+        at = entry_time(entry)
+        deltas = movement_deltas(
+            game=entry.source is Source.GAME, deposit=entry.kind == "deposit", minus=entry.minus, plus=entry.plus
+        )
+        expected = last.counters.after(deltas, at)
+        written = counters if counters is not None else last.counters
+        if written != expected:
+            self.violate(f"{entry.entry_id}: counters written {written}, the model computes {expected}")
+        breach = first_breach(last.limits, expected, deltas, at)
+        if breach is not None:
+            self.violate(f"{entry.entry_id}: accepted over a limit: {breach}")
+        if limits is not None and entry.kind != "limits":
+            self.violate(f"{entry.entry_id}: a {entry.kind} changed the limits")
+        return expected, limits if limits is not None else last.limits
 
     def session_started(self, record: SessionRecord, purge_at: int, outcome: SessionOutcome) -> None:
         player = record.player_id
@@ -524,14 +572,14 @@ class Model:
         self.records[(player, record.token_hash)] = record
         self._push(
             player,
-            Snap(self.sim.clock.now, last.balance, last.version, last.status, record.token_hash, record.expires_at),
+            replace(last, t=self.sim.clock.now, session_hash=record.token_hash, expires=record.expires_at),
         )
 
     def session_ended(self, player: str, ended: bool | None) -> None:
         last = self.snaps[player][-1]
         if ended is not (last.session_hash is not None):
             self.violate(f"end_session for {player} returned {ended}, the model had session {last.session_hash}")
-        self._push(player, Snap(self.sim.clock.now, last.balance, last.version, last.status, None, None))
+        self._push(player, replace(last, t=self.sim.clock.now, session_hash=None, expires=None))
 
     def _push(self, player: str, snap: Snap) -> None:
         self.snaps[player].append(snap)
@@ -540,9 +588,17 @@ class Model:
         seen = (
             None
             if account is None
-            else (account.balance, account.version, account.status, account.session_hash, account.session_expires_at)
+            else (
+                account.balance,
+                account.version,
+                account.status,
+                account.session_hash,
+                account.session_expires_at,
+                account.limits,
+                account.counters,
+            )
         )
-        wanted = (snap.balance, snap.version, snap.status, snap.session_hash, snap.expires)
+        wanted = (snap.balance, snap.version, snap.status, snap.session_hash, snap.expires, snap.limits, snap.counters)
         if seen != wanted:
             self.violate(f"store's account {player} is {seen}, the model expects {wanted}")
 
@@ -576,6 +632,7 @@ OPS: tuple[tuple[str, int], ...] = (
     ("new_session", 6),
     ("revoke_session", 2),
     ("set_status", 3),
+    ("set_limits", 3),
     ("deposit", 4),
     ("withdraw", 3),
     ("ref_of_another", 1),
@@ -765,6 +822,17 @@ class Client:
         status = self.sim.rng.choice(STATUSES)
         call = Call(self.cid, f"set_status:{status.value}", player)
         self.operate(call, lambda: self.sim.wallet.set_status(player, status, "simulated", "vopr"))
+
+    def op_set_limits(self) -> None:
+        """Random limits on a player: mostly set or lowered, sometimes raised or removed (those wait 24 h)."""
+        rng = self.sim.rng
+        player = self._player()
+        changes: dict[Slot, Decimal | None] = {}
+        for _ in range(rng.randint(1, 3)):
+            slot = (rng.choice(list(LimitKind)), rng.choice(list(Period)))
+            changes[slot] = None if rng.random() < 0.15 else Decimal(rng.randint(0, 800))
+        call = Call(self.cid, "set_limits", player, self.sim.new_id("L"))
+        self.operate(call, lambda: self.sim.wallet.set_limits(player, changes, "vopr", ref=call.trx_id))
 
     def op_deposit(self, player: str | None = None, ref: str | None = None, amount: Decimal | None = None) -> None:
         player = player or self._player()
@@ -1022,6 +1090,9 @@ class Simulation:
         report = audit_store(self.inner)
         for violation in report.violations:
             self.violate(f"audit: {violation}")
+        for warning in report.warnings:
+            if COUNTER_WARNING in warning:  # every counter here was written from the first entry on: must match
+                self.violate(f"audit: {warning}")
         keys: set[tuple[str, str, str]] = set()
         for entry in self.inner.iter_entries():
             key = entry_ledger_key(entry)
@@ -1099,7 +1170,7 @@ class Simulation:
             if not any(
                 not exists_at(s)
                 and s.balance == reply.balance
-                and call.minus > s.balance
+                and (call.minus > s.balance or _over_limit(call, s, a, b))
                 and self._span_allows(call, (s, a, b), True)
                 for s, a, b in spans
             ):
@@ -1159,6 +1230,9 @@ class Simulation:
             self._check_new_session(result, refusal, spans, what)
         elif refusal is not None and call.op not in ("deposit", "withdraw"):
             self.violate(f"{what}: refused: {refusal}")
+        elif call.op == "set_limits":
+            if result.status not in (MoveStatus.APPLIED, MoveStatus.DUPLICATE) or result.entry is None:
+                self.violate(f"{what}: a limits change that did not write its entry: {result}")
         elif call.op.startswith("set_status"):
             if result.status is not MoveStatus.APPLIED or result.entry is None or attempt.writes != [result.entry]:
                 self.violate(f"{what}: a status change that did not write its entry: {result}")
@@ -1211,6 +1285,8 @@ class Simulation:
             )
         elif "not enough money" in refusal:
             fits = call.op == "withdraw" and any(not exists_at(s) and call.minus > s.balance for s, _, _ in spans)
+        elif "limit" in refusal:
+            fits = call.op == "deposit" and any(not exists_at(s) and _over_limit(call, s, a, b) for s, a, b in spans)
         else:
             fits = False
         if not fits:

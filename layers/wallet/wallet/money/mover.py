@@ -22,7 +22,7 @@ from typing import Any
 
 from wallet.money.amounts import move_balance
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source, entry_kind, fingerprint, utc_now_iso
-from wallet.money.limits import Breach, Counters, Limits, Slot, first_breach, movement_deltas
+from wallet.money.limits import Breach, Counters, LimitKind, Limits, Slot, first_breach, movement_deltas
 from wallet.money.sessions import player_of_token, session_is_live
 from wallet.money.store import Applied, DuplicateEntry, ReadContended, StaleAccount, WalletStore
 from wallet.settings import DEFAULT_CREDIT_GRACE_DAYS, SecretSource
@@ -161,7 +161,7 @@ class Mover:
                 game=source is Source.GAME, deposit=request.kind == "deposit", minus=minus, plus=plus
             )
             counters = account.counters.after(deltas, now)
-            refused = _refusal(account, authorize, minus, first_breach(account.limits, counters, deltas, now))
+            refused = _refusal(account, authorize, minus, self._limit_breach(account, counters, deltas, now))
             if refused is not None:
                 return replace(refused, attempts=attempt, cross_player=scoped)
             limits = account.limits.changed(request.limit_changes, now) if request.limit_changes is not None else None
@@ -247,6 +247,12 @@ class Mover:
         return MoveResult(
             MoveStatus.DUPLICATE, account, earlier, conflict=conflict, attempts=attempt, cross_player=cross_player
         )
+
+    def _limit_breach(
+        self, account: Account, counters: Counters, deltas: dict[LimitKind, Decimal], now: float
+    ) -> Breach | None:
+        """The responsible-gambling limit this movement would breach, if any (limits.py)."""
+        return first_breach(account.limits, counters, deltas, now)
 
     def _back_off(self, attempt: int) -> None:
         # Full jitter, capped: contention is per player, so a few milliseconds usually clear it.

@@ -7,7 +7,9 @@ Invariants (a violation means money was lost, doubled or invented):
     gap and no repeat, and each entry starts from the balance the previous one left: no lost and no doubled write;
   - every entry belongs to an existing account; one entry per key (guaranteed by the key, checked anyway).
 Warnings (worth a look, not a proof of error): a round credited (win or cancel) with no bet in it, a round credited
-more than it was bet in a betting round's cancels, a round spanning several players.
+more than it was bet in a betting round's cancels, a round spanning several players, and a limits counter on the
+account that differs from the sum of its period's entries (COUNTER_WARNING: a lost counter update would let bets past
+a limit; it is also what the first period after an upgrade to counters shows, as entries from before it are summed).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from wallet.money.ledger import Account, LedgerEntry, Source
+from wallet.money.limits import LimitKind, Period, movement_deltas, period_key
 from wallet.money.store import WalletStore
 
 
@@ -88,7 +91,36 @@ def audit(accounts: Iterable[Account], entries: Iterable[LedgerEntry]) -> AuditR
     return report
 
 
+COUNTER_WARNING = "limits counter"
+
+
+def _check_counters(account: Account, entries: list[LedgerEntry], report: AuditReport) -> None:
+    """Each counter on the account equals what its period's entries add up to."""
+    if not account.counters.by_slot:
+        return
+    sums: dict[tuple[LimitKind, Period, str], Decimal] = defaultdict(Decimal)
+    for entry in entries:
+        deltas = movement_deltas(
+            game=entry.source is Source.GAME, deposit=entry.kind == "deposit", minus=entry.minus, plus=entry.plus
+        )
+        if not any(deltas.values()):
+            continue
+        at = _parse_time(entry.created_at).timestamp()
+        for period in Period:
+            key = period_key(period, at)
+            for kind, delta in deltas.items():
+                sums[(kind, period, key)] += delta
+    for (kind, period), counter in sorted(account.counters.by_slot.items()):
+        summed = sums.get((kind, period, counter.period), Decimal(0))
+        if summed != counter.amount:
+            report.warnings.append(
+                f"player {account.player_id}: {COUNTER_WARNING} {kind.value} per {period.value} ({counter.period}) is "
+                f"{counter.amount}, its entries add up to {summed}"
+            )
+
+
 def _check_account(account: Account, entries: list[LedgerEntry], report: AuditReport) -> None:
+    _check_counters(account, entries, report)
     who = f"player {account.player_id}"
     if account.balance < 0:
         report.violations.append(f"{who}: balance {account.balance} is below zero")
