@@ -7,6 +7,7 @@ table is a test that passes for the wrong reason: each outcome of each method is
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -15,11 +16,13 @@ import pytest
 
 from tests.contract.conftest import stored_purge_at
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source
+from wallet.money.limits import Counter, Counters, Limit, LimitKind, Limits, Period
 from wallet.money.sessions import SessionRecord
 from wallet.money.store import (
     AccountNotActive,
     Applied,
     DuplicateEntry,
+    InvalidCursor,
     NoSuchAccount,
     SessionStarted,
     StaleAccount,
@@ -608,3 +611,219 @@ def test_iter_accounts_and_iter_entries_see_everything(store: WalletStore) -> No
     assert sorted(store.iter_accounts(), key=lambda a: a.player_id) == [store.get_account("p1"), p2]
     assert p2 is not None and p2.session_hash == "h1"
     assert by_id(store.iter_entries()) == by_id(made)
+
+
+# --- counters and limits: written by record(), in the movement's own write ---------------------------------------
+
+LOSS, WAGER, DEPOSIT = LimitKind.LOSS, LimitKind.WAGER, LimitKind.DEPOSIT
+DAY, WEEK, MONTH = Period.DAY, Period.WEEK, Period.MONTH
+# Every slot, with every kind of amount a counter holds: whole, fractional, negative (a loss while ahead), zero.
+COUNTERS = Counters(
+    {
+        (WAGER, DAY): Counter("2026-01-01", Decimal("12.5")),
+        (WAGER, WEEK): Counter("2026-W01", Decimal(1_000_000_000_000_000)),
+        (WAGER, MONTH): Counter("2026-01", Decimal("0.00000001")),
+        (LOSS, DAY): Counter("2026-01-01", Decimal("-7.25")),
+        (LOSS, WEEK): Counter("2025-W53", Decimal(0)),  # an earlier period's, kept as written
+        (LOSS, MONTH): Counter("2026-01", Decimal(-1000)),
+        (DEPOSIT, DAY): Counter("2026-01-01", Decimal(100)),
+        (DEPOSIT, WEEK): Counter("2026-W01", Decimal("99.99999999")),
+        (DEPOSIT, MONTH): Counter("2025-12", Decimal(3)),
+    }
+)
+# In force, a pending raise, a pending removal, a zero limit, fractions.
+LIMITS = Limits(
+    {
+        (LOSS, DAY): Limit(Decimal(100)),
+        (LOSS, WEEK): Limit(Decimal(500), Decimal(700), 1_800_086_400),
+        (WAGER, MONTH): Limit(Decimal("12.5"), None, 1_800_086_401),
+        (DEPOSIT, DAY): Limit(Decimal(0)),
+        (DEPOSIT, MONTH): Limit(Decimal("0.00000001"), Decimal("1000000000000000"), 1_900_000_000),
+    }
+)
+
+
+def test_counters_and_limits_written_by_record_read_back_identically(store: WalletStore) -> None:
+    read = created(store)
+    bet = move(read, "t-1", "12.5")
+    assert store.record(bet, read, counters=COUNTERS, limits=LIMITS) == Applied()
+    after = moved(read, bet, counters=COUNTERS, limits=LIMITS)
+    assert store.get_account("p1") == after
+    assert store.get_account_and_entry("p1", Source.GAME, "t-1") == (after, bet)
+    assert list(store.iter_accounts()) == [after]
+    stored = store.get_account("p1")
+    assert stored is not None
+    assert stored.counters.by_slot == COUNTERS.by_slot  # every slot, in its period, to the last digit
+    assert stored.limits.by_slot == LIMITS.by_slot
+
+
+def test_counters_or_limits_alone_leave_the_other_alone(store: WalletStore) -> None:
+    read = created(store)
+    first = move(read, "t-1", 1)
+    assert store.record(first, read, counters=COUNTERS, limits=LIMITS) == Applied()
+    read = moved(read, first, counters=COUNTERS, limits=LIMITS)
+
+    counters = Counters({(WAGER, DAY): Counter("2026-01-02", Decimal(1))})
+    second = move(read, "t-2", 1)
+    assert store.record(second, read, counters=counters) == Applied()  # the limits are not given: kept
+    read = moved(read, second, counters=counters)
+    assert store.get_account("p1") == read
+    assert read.limits == LIMITS
+
+    limits = Limits({(WAGER, WEEK): Limit(Decimal(5))})
+    status = replace(move(read, "limits#p1#1", source=Source.OPERATOR, game_uuid=None), kind="limits")
+    assert store.record(status, read, limits=limits) == Applied()  # the counters are not given: kept
+    read = moved(read, status, limits=limits)
+    assert store.get_account("p1") == read
+    assert read.counters == counters
+
+    third = move(read, "t-3", 1)
+    assert store.record(third, read) == Applied()  # neither: both kept
+    read = moved(read, third)
+    assert store.get_account("p1") == read
+    assert (read.counters, read.limits) == (counters, limits)
+
+
+def test_every_limit_removed_reads_back_as_no_limits(store: WalletStore) -> None:
+    read = created(store)
+    first = move(read, "t-1", 1)
+    assert store.record(first, read, limits=LIMITS) == Applied()
+    read = moved(read, first, limits=LIMITS)
+    second = move(read, "t-2", 1)
+    assert store.record(second, read, counters=Counters(), limits=Limits()) == Applied()
+    assert store.get_account("p1") == moved(read, second, counters=Counters(), limits=Limits())
+
+
+def test_counters_and_limits_move_with_a_status_change(store: WalletStore) -> None:
+    read = _live(store)
+    change = replace(move(read, "status#p1#1", source=Source.OPERATOR, game_uuid=None), kind="status")
+    assert store.record(change, read, PlayerStatus.SUSPENDED, counters=COUNTERS, limits=LIMITS) == Applied()
+    assert store.get_account("p1") == moved(
+        read,
+        change,
+        status=PlayerStatus.SUSPENDED,
+        session_hash=None,
+        session_expires_at=None,
+        counters=COUNTERS,
+        limits=LIMITS,
+    )
+
+
+def test_a_refused_record_writes_neither_counters_nor_limits(store: WalletStore) -> None:
+    read = created(store)
+    first = move(read, "t-1", 1)
+    assert store.record(first, read) == Applied()
+    now = moved(read, first)
+    # Stale (the version moved on), and a duplicate (the slot is taken): nothing of either is written.
+    stale = move(read, "t-2", 1)
+    assert store.record(stale, read, counters=COUNTERS, limits=LIMITS) == StaleAccount(now)
+    twin = move(now, "t-1", 1)
+    assert store.record(twin, now, counters=COUNTERS, limits=LIMITS) == DuplicateEntry(first, None)
+    assert store.get_account("p1") == now
+    assert (now.counters, now.limits) == (Counters(), Limits())
+
+
+def test_a_stale_record_hands_back_the_latest_counters_and_limits(store: WalletStore) -> None:
+    read = created(store)
+    first = move(read, "t-1", 1)
+    assert store.record(first, read, counters=COUNTERS, limits=LIMITS) == Applied()
+    latest = moved(read, first, counters=COUNTERS, limits=LIMITS)
+    assert store.record(move(read, "t-2", 1), read) == StaleAccount(latest)
+    assert store.record(move(read, "t-1", 1), read) == DuplicateEntry(first, latest)
+
+
+# --- history pages ---------------------------------------------------------------------------------------------------
+
+
+def _walk(store: WalletStore, player_id: str, limit: int) -> tuple[list[LedgerEntry], list[int]]:
+    """Every page from the first to the one without a next cursor: the entries, and each page's size."""
+    walked: list[LedgerEntry] = []
+    sizes: list[int] = []
+    cursor: str | None = None
+    for _ in range(1000):
+        page, cursor = store.history_page(player_id, limit, cursor)
+        walked.extend(page)
+        sizes.append(len(page))
+        if cursor is None:
+            return walked, sizes
+        assert len(page) == limit
+    raise AssertionError("history pages never ended")
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5, 6, 7, 100])
+def test_history_pages_walk_every_entry_once_newest_first(store: WalletStore, limit: int) -> None:
+    opening_, g1, g2, g3, g4, deposit, theirs = _play(store)
+    newest_first = [deposit, g4, g3, g2, g1, opening_]
+    walked, sizes = _walk(store, "p1", limit)
+    assert walked == newest_first
+    assert sizes == [min(limit, 6 - start) for start in range(0, 6, limit)]  # no empty page at the end
+    assert _walk(store, "p2", limit) == ([theirs], [1])
+
+
+def test_history_pages_of_entries_at_the_same_time(store: WalletStore) -> None:
+    read = created(store)
+    same_time = "2026-01-01T00:00:01.000000Z"
+    made = []
+    for key in ("b", "a", "c", "a2"):
+        entry = move(read, key, 1, at=same_time)
+        assert store.record(entry, read) == Applied()
+        made.append(entry)
+        read = moved(read, entry)
+    walked, _ = _walk(store, "p1", 1)
+    assert walked == store.history("p1")
+    assert by_id(walked) == by_id(made)
+
+
+def test_history_pages_of_many_entries(store: WalletStore) -> None:
+    read = created(store)
+    made = []
+    for i in range(30):
+        entry = move(read, f"t-{i:02d}", 1, at=f"2026-01-01T00:00:{i:02d}.000000Z", game_uuid=None)
+        assert store.record(entry, read) == Applied()
+        made.append(entry)
+        read = moved(read, entry)
+    assert _walk(store, "p1", 7) == (made[::-1], [7, 7, 7, 7, 2])
+    assert _walk(store, "p1", 30) == (made[::-1], [30])
+    page, cursor = store.history_page("p1", 29)
+    assert (page, store.history_page("p1", 29, cursor)) == (made[::-1][:29], ([made[0]], None))
+
+
+def test_history_pages_of_nobody(store: WalletStore) -> None:
+    assert store.history_page("ghost", 10) == ([], None)
+    created(store)
+    assert store.history_page("p1", 10) == ([], None)
+
+
+def test_a_cursor_from_another_players_ledger_opens_only_this_players(store: WalletStore) -> None:
+    _play(store)
+    _, cursor = store.history_page("p1", 2)
+    assert cursor is not None
+    try:
+        page, _ = store.history_page("p2", 100, cursor)
+    except InvalidCursor:
+        return
+    assert all(entry.player_id == "p2" for entry in page)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("!!!", id="not-base64"),
+        pytest.param("not-a-cursor", id="words"),
+        pytest.param("a", id="one-character"),
+        pytest.param("A" * 2048, id="zero-bytes"),
+        pytest.param(_b64(b"\xff\xfe\xfd"), id="not-utf8"),
+        pytest.param(_b64(b"garbage"), id="not-a-position"),
+        pytest.param(_b64(b'{"pk": "ENTRY#game:p1:g-1"}'), id="half-a-position"),
+        pytest.param(_b64(b"[1, 2, 3]"), id="a-list"),
+    ],
+)
+def test_an_invalid_cursor_raises_invalid_cursor(store: WalletStore, cursor: str) -> None:
+    _play(store)
+    with pytest.raises(InvalidCursor):
+        store.history_page("p1", 2, cursor)

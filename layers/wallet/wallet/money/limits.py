@@ -24,6 +24,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from wallet.money.amounts import InvalidAmount, parse_amount
+
 RAISE_DELAY_SECONDS = 24 * 60 * 60
 
 
@@ -188,8 +190,9 @@ def first_breach(limits: Limits, after: Counters, deltas: dict[LimitKind, Decima
 
 
 def parse_limit_changes(raw: Any) -> dict[Slot, Decimal | None]:
-    """{"loss": {"day": 100, "week": null}, ...} -> {(LOSS, DAY): 100, (LOSS, WEEK): None}. Amounts are Decimals
-    already (the API parses them); anything else is a ValueError naming the field."""
+    """{"loss": {"day": 100, "week": null}, ...} -> {(LOSS, DAY): 100, (LOSS, WEEK): None}. A limit is an amount like
+    any other (amounts.parse_amount: a Decimal, an int or a decimal string; >= 0, bounded, at most 8 decimal places);
+    anything else is a ValueError naming the field."""
     if not isinstance(raw, dict):
         raise ValueError("limits must be an object")
     changes: dict[Slot, Decimal | None] = {}
@@ -208,7 +211,9 @@ def parse_limit_changes(raw: Any) -> dict[Slot, Decimal | None]:
                 period = Period(period_name)
             except ValueError:
                 raise ValueError(f"limits.{kind_name}.{period_name}: unknown period (day, week or month)") from None
-            if amount is not None and (not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0):
-                raise ValueError(f"limits.{kind_name}.{period_name} must be a number >= 0 or null")
-            changes[(kind, period)] = amount
+            field = f"limits.{kind_name}.{period_name}"
+            try:
+                changes[(kind, period)] = None if amount is None else parse_amount(amount, field)
+            except InvalidAmount as exc:
+                raise ValueError(f"{exc} (a limit is a number >= 0, or null to remove it)") from None
     return changes

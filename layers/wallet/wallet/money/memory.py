@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -180,8 +181,16 @@ def _encode_cursor(position: str) -> str:
     return base64.urlsafe_b64encode(position.encode("utf-8")).decode("ascii").rstrip("=")
 
 
+# What _encode_cursor wraps: an entry's index key, `<created_at>#<entry_id>`. As the table refuses a cursor that is not
+# one of its positions, so does the twin (lenient base64 would turn any text into some position, or into none).
+_POSITION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z#(?:game|operator):.+", re.DOTALL)
+
+
 def _decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        position = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
         raise InvalidCursor("cursor is not one this ledger gave") from None
+    if not _POSITION.fullmatch(position):
+        raise InvalidCursor("cursor is not one this ledger gave")
+    return position
