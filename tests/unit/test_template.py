@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from wallet_local.paths import TEMPLATE
+from wallet_local.stack import OPERATOR_ROUTES
 from wallet_local.table import _CloudFormationLoader
 
 ROOT = TEMPLATE.parent
@@ -309,7 +310,9 @@ def test_a_wrong_salt_pages_within_minutes_at_idle(template: dict[str, Any]) -> 
 # --- the secrets' key -----------------------------------------------------------------------------------------------
 
 
-def test_the_secrets_key_admits_only_the_billing_the_game_page_and_the_operators(template: dict[str, Any]) -> None:
+def test_the_secrets_key_admits_only_the_functions_that_read_secrets_and_the_operators(
+    template: dict[str, Any],
+) -> None:
     key = template["Resources"]["SecretsKey"]["Properties"]
     assert key["EnableKeyRotation"] is True
     statements = key["KeyPolicy"]["Statement"]
@@ -317,7 +320,12 @@ def test_the_secrets_key_admits_only_the_billing_the_game_page_and_the_operators
         s for s in statements if any(str(a).startswith(("kms:Decrypt", "kms:Encrypt")) for a in _list(s["Action"]))
     ]
     principals = sorted(str(p) for s in using for p in _list(s["Principal"]["AWS"]))
-    assert principals == ["BillingFunctionRole.Arn", "GamePageFunctionRole.Arn", "OperatorPrincipalArn"]
+    assert principals == [
+        "BillingFunctionRole.Arn",
+        "GamePageFunctionRole.Arn",
+        "OperatorFunctionRole.Arn",
+        "OperatorPrincipalArn",
+    ]
     for statement in using:
         assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.${AWS::Region}.${AWS::URLSuffix}"}}
     [admin] = [s for s in statements if s not in using]
@@ -337,3 +345,105 @@ def test_the_secret_parameters_are_written_under_the_stacks_key(template: dict[s
         assert "--key-id alias/<stack>-secrets" in template["Parameters"][name]["Description"], name
     readme = (ROOT / "README.md").read_text()
     assert readme.count("--key-id alias/wallet-") >= 2
+
+
+# --- the operator API ------------------------------------------------------------------------------------------------
+
+OPERATOR_ROUTE_SET = {(route.method, route.resource) for route in OPERATOR_ROUTES}
+PATH_PARAMETER = re.compile(r"\{\w+\}")  # {player_id}, {game_uuid}
+
+
+def _api_events(function: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e["Properties"] for e in function["Properties"].get("Events", {}).values() if e["Type"] == "Api"]
+
+
+def test_the_operator_function_serves_exactly_the_operator_routes(template: dict[str, Any]) -> None:
+    events = _api_events(template["Resources"]["OperatorFunction"])
+    assert sorted((e["Method"], e["Path"]) for e in events) == sorted(OPERATOR_ROUTE_SET)
+    assert {e["RestApiId"] for e in events} == {"OperatorApi"}
+
+
+def test_the_operator_api_is_its_own_and_not_the_billings(template: dict[str, Any]) -> None:
+    apis = resources(template, "AWS::Serverless::Api")
+    operator = apis["OperatorApi"]["Properties"]
+    assert operator["Name"] not in {a["Properties"]["Name"] for name, a in apis.items() if name != "OperatorApi"}
+    # The billing's API keeps only POST /do (its resource policy admits only the Games Server's addresses) ...
+    billing_routes = {
+        (e["Method"], e["Path"])
+        for f in resources(template, "AWS::Serverless::Function").values()
+        for e in _api_events(f)
+        if e["RestApiId"] == "BillingApi"
+    }
+    assert billing_routes == {("POST", "/do")}
+    # ... and no operator route sits on another API, nor is the operator API open to the Games Server's allowlist.
+    assert "ResourcePolicy" not in operator["Auth"]
+    assert operator["EndpointConfiguration"]["Type"] == "REGIONAL"
+    assert operator["TracingEnabled"] is True
+    [settings] = operator["MethodSettings"]
+    assert settings["MetricsEnabled"] is True
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (
+        "OperatorThrottleRate",
+        "OperatorThrottleBurst",
+    )
+
+
+def test_every_operator_route_needs_sigv4(template: dict[str, Any]) -> None:
+    from tests.unit.test_template_iam import translated
+
+    auth = template["Resources"]["OperatorApi"]["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "AWS_IAM"
+    # No route opts out (an event's own Auth would override the default, e.g. Authorizer: NONE).
+    assert all("Auth" not in e for e in _api_events(template["Resources"]["OperatorFunction"]))
+    # As SAM writes the API: AWS_IAM (SigV4) on every method, and API Gateway invokes the function with its Lambda
+    # permission, not with the caller's credentials (SAM's default for AWS_IAM, which would make every caller need
+    # lambda:InvokeFunction too).
+    body = translated().resources["OperatorApi"]["Properties"]["Body"]
+    methods = {(method.upper(), path): spec for path, item in body["paths"].items() for method, spec in item.items()}
+    assert set(methods) == OPERATOR_ROUTE_SET
+    for route, spec in methods.items():
+        assert spec["security"] == [{"AWS_IAM": []}], route
+        assert "credentials" not in spec["x-amazon-apigateway-integration"], route
+    assert body["components"]["securitySchemes"]["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+
+
+def test_the_invoke_policy_names_exactly_the_operator_routes(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["OperatorApiInvokePolicy"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    # Attached by the site's backend role (outside this stack), never to one of the stack's functions.
+    assert not {"Roles", "Users", "Groups"} & set(policy["Properties"])
+    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "execute-api:Invoke")
+    prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${OperatorApi}/${Stage}/"
+    expected = {prefix + method + PATH_PARAMETER.sub("*", path) for method, path in OPERATOR_ROUTE_SET}
+    assert sorted(str(r) for r in statement["Resource"]) == sorted(expected)
+    # Each * stands for a path parameter (IAM's * also spans "/"): each grant matches an operator route of this
+    # stage, and none reaches beyond /operator/.
+    requests = [method + PATH_PARAMETER.sub("p-1", path) for method, path in OPERATOR_ROUTE_SET]
+    for resource in statement["Resource"]:
+        pattern = re.escape(str(resource).removeprefix(prefix)).replace(r"\*", ".*")
+        assert [r for r in requests if re.fullmatch(pattern, r)], resource
+        assert re.fullmatch(r"(GET|POST|PATCH|DELETE)/operator/.+", str(resource).removeprefix(prefix)), resource
+
+
+def test_the_operator_function_reads_the_session_key_never_the_salt(template: dict[str, Any]) -> None:
+    function = template["Resources"]["OperatorFunction"]["Properties"]
+    variables = function["Environment"]["Variables"]
+    assert variables["WALLET_SESSION_KEY_PARAMETER"] == "SessionKeyParameterName"
+    assert not {"WALLET_SALT", "WALLET_SALT_PARAMETER"} & set(variables)
+    # play_url points at the site's game page: the same front as the SiteUrl output.
+    assert variables["WALLET_SITE_URL"] == template["Outputs"]["SiteUrl"]["Value"]
+    [policy] = function["Policies"]
+    ssm = [s for s in policy["Statement"] if any(str(a).startswith("ssm:") for a in _list(s["Action"]))]
+    assert [str(r) for s in ssm for r in _list(s["Resource"])] == [
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SessionKeyParameterName}"
+    ]
+    assert function["LoggingConfig"]["LogGroup"] == "OperatorLogGroup"
+    assert template["Resources"]["OperatorLogGroup"]["Properties"]["RetentionInDays"] == 30
+
+
+def test_the_operator_api_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["OperatorApiUrl"]["Value"] == (
+        "https://${OperatorApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
+    )
+    assert outputs["OperatorApiInvokePolicyArn"]["Value"] == "OperatorApiInvokePolicy"  # !Ref: the policy's ARN

@@ -9,7 +9,8 @@ How:
      and driven under moto through its meaningful paths. A botocore hook on the boto3 session the code uses records
      every API call (service, operation, parameters, and the error it got).
   3. Each call is mapped to the IAM actions and resources AWS authorises it as (TransactWriteItems per item kind,
-     HeadObject as s3:GetObject, ...), with the item's partition key as dynamodb:LeadingKeys.
+     HeadObject as s3:GetObject, Query on the index it names, ...), with the item's partition key as
+     dynamodb:LeadingKeys.
      s3:ListBucket, which moto does not enforce, is read off the answers: a read that got 404 needs it (S3 answers
      403 without it, and the code relies on the 404).
   4. Per function: every needed (action, resource, keys) is allowed by its policy, and every granted (action,
@@ -37,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 import botocore.handlers
@@ -49,7 +51,8 @@ from wallet.bootstrap import Secrets, lambda_catalogue, lambda_settings, lambda_
 from wallet.money.dynamodb import DynamoDBStore
 from wallet.money.wallet import Wallet
 from wallet.settings import Settings
-from wallet_local.stack import create_distribution
+from wallet_local import front
+from wallet_local.stack import OPERATOR_ROUTES, create_distribution
 from wallet_local.table import create_table
 
 # A lobby or game page publishes no metric of its own (only refusals count): Powertools warns about an empty flush.
@@ -202,6 +205,8 @@ class Resolver:
         raise KeyError(f"no physical name for {name} in this test")
 
     def get_att(self, logical_id: str, attribute: str) -> str:
+        if f"{logical_id}.{attribute}" in self.names:  # an attribute only the mocked resource knows (a domain name)
+            return self.names[f"{logical_id}.{attribute}"]
         kind = self.template.resources[logical_id]["Type"]
         name = self.ref(logical_id)
         if attribute == "Arn":
@@ -528,6 +533,10 @@ def _dynamodb_needs(operation: str, params: dict[str, Any], _error: str | None, 
             _item_need("dynamodb:GetItem", item["Get"]["TableName"], item["Get"]["Key"], f"{origin}[{i}] Get")
             for i, item in enumerate(params["TransactItems"])
         ]
+    if operation == "Query":  # on the table, or on the index it names (the index's own ARN)
+        index = params.get("IndexName")
+        resource = _table_arn(params["TableName"]) + (f"/index/{index}" if index else "")
+        return [Need("dynamodb:Query", resource, (), origin)]
     if operation == "TransactWriteItems":  # authorised per item, by its kind
         needs = []
         for i, item in enumerate(params["TransactItems"]):
@@ -924,12 +933,113 @@ def drive_games_sync(stack: Stack, function_id: str) -> None:
         assert summary["changed"] == ["games_config.json", "lobby.json"] and summary["invalidation"]
 
 
+# --- the operator API -------------------------------------------------------------------------------------------------
+
+# Who API Gateway says signed the request (AWS_IAM): the site's backend role, which attaches OperatorApiInvokePolicy.
+OPERATOR_CALLER = f"arn:aws:sts::{ACCOUNT}:assumed-role/site-backend/wallet-site"
+
+
+def _operator(
+    module: ModuleType, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """One request to the operator function, as API Gateway hands it over after checking the SigV4 signature: the
+    route's resource and path parameters (wallet_local.stack.OPERATOR_ROUTES) and the caller's identity."""
+    [(route, parameters)] = [
+        (route, found) for route in OPERATOR_ROUTES if (found := route.match(method, path)) is not None
+    ]
+    raw = json.dumps(body).encode() if body is not None else b""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    event = front.api_gateway_event(
+        route, parameters, method, path, urlencode(query or {}), headers, raw, "198.51.100.50"
+    )
+    event["requestContext"]["identity"].update(
+        accessKey="ASIAEXAMPLEOPERATOR1", caller="AROAEXAMPLEOPERATOR1:wallet-site", userArn=OPERATOR_CALLER
+    )
+    response = module.lambda_handler(event, LambdaContext("operator"))
+    text = response.get("body") or ""
+    return int(response["statusCode"]), json.loads(text) if text else None
+
+
+def drive_operator(stack: Stack, function_id: str) -> None:
+    site = "https://" + stack.names["SiteDistribution.DomainName"]
+    players = "/operator/players"
+    with cold_start(stack, function_id, "create a player with an opening balance") as app:
+        status, player = _operator(app, "POST", players, {"player_id": "o1", "currency": "EUR", "balance": 1000})
+        assert (status, player["balance"], player["status"]) == (201, 1000, "active"), player
+        # Without an opening balance the account is the only item written.
+        assert _operator(app, "POST", players, {"player_id": "o2", "currency": "EUR"})[0] == 201
+    with cold_start(stack, function_id, "create a player who exists") as app:
+        status, reply = _operator(app, "POST", players, {"player_id": "o1", "currency": "EUR", "balance": 5})
+        assert (status, reply["error"]["code"]) == (409, "exists"), reply
+    with cold_start(stack, function_id, "get a player") as app:
+        status, player = _operator(app, "GET", f"{players}/o1")
+        assert (status, player["balance"], player["currency"]) == (200, 1000, "EUR"), player
+    with cold_start(stack, function_id, "set a deposit limit") as app:
+        status, player = _operator(app, "PATCH", f"{players}/o1", {"limits": {"deposit": {"day": 1000}}})
+        assert (status, player["limits"]["deposit"]["day"]["amount"]) == (200, 1000), player
+    with cold_start(stack, function_id, "open a session with an application") as app:
+        status, session = _operator(app, "POST", f"{players}/o1/sessions", {"application": "a_op", "language": "en_US"})
+        assert status == 201, session
+        assert session["play_url"].startswith(f"{site}/play/a_op?session=o1."), session
+    with cold_start(stack, function_id, "revoke the session") as app:
+        assert _operator(app, "DELETE", f"{players}/o1/sessions") == (204, None)
+    with cold_start(stack, function_id, "deposit") as app:
+        status, move = _operator(app, "POST", f"{players}/o1/deposits", {"amount": 300, "ref": "pay-1"})
+        assert (status, move["balance"]) == (201, 1300), move
+    with cold_start(stack, function_id, "replayed deposit") as app:
+        status, replay = _operator(app, "POST", f"{players}/o1/deposits", {"amount": 300, "ref": "pay-1"})
+        assert (status, replay["balance"], replay["entry"]) == (200, 1300, move["entry"]), replay
+    with cold_start(stack, function_id, "deposit over the limit") as app:
+        status, reply = _operator(app, "POST", f"{players}/o1/deposits", {"amount": 800, "ref": "pay-2"})
+        assert (status, reply["error"]["code"]) == (409, "over_limit"), reply
+    with cold_start(stack, function_id, "withdraw") as app:
+        status, move = _operator(app, "POST", f"{players}/o1/withdrawals", {"amount": 200, "ref": "wd-1"})
+        assert (status, move["balance"]) == (201, 1100), move
+    with cold_start(stack, function_id, "suspend the player") as app:
+        status, player = _operator(app, "PATCH", f"{players}/o1", {"status": "suspended", "reason": "KYC expired"})
+        assert (status, player["status"]) == (200, "suspended"), player
+        status, reply = _operator(app, "POST", f"{players}/o1/sessions", {})
+        assert (status, reply["error"]["code"]) == (409, "not_allowed"), reply
+    with cold_start(stack, function_id, "history, two pages") as app:
+        status, page = _operator(app, "GET", f"{players}/o1/history", query={"limit": "3"})
+        assert (status, len(page["entries"])) == (200, 3) and page["next_cursor"], page
+        status, rest = _operator(
+            app, "GET", f"{players}/o1/history", query={"limit": "3", "cursor": page["next_cursor"]}
+        )
+        # opening, limits, deposit, withdrawal, status: newest first, and no entry twice.
+        kinds = [entry["kind"] for entry in page["entries"] + rest["entries"]]
+        assert (status, kinds, rest["next_cursor"]) == (
+            200,
+            ["status", "withdrawal", "deposit", "limits", "opening"],
+            None,
+        )
+        # The status change records who made it: the IAM principal API Gateway authenticated.
+        assert page["entries"][0]["tag"]["by"] == OPERATOR_CALLER, page["entries"][0]
+    # A round the Games Server played (through the setup wallet: the billing's own calls are its scenarios).
+    wallet = stack.setup_wallet
+    wallet.create_player("o3", "EUR", Decimal(100))
+    token = wallet.new_session("o3").token
+    outcome = wallet.handle_do(
+        do_body(token, "op-bet-1", 10, 0, {"game": "slot", "game_id": "a_op", "game_uuid": 7001})
+    )
+    assert outcome.reply.status == "OK", outcome
+    with cold_start(stack, function_id, "a round's entries") as app:
+        status, round_ = _operator(app, "GET", "/operator/rounds/7001")
+        assert (status, [entry["trx_id"] for entry in round_["entries"]]) == (200, ["op-bet-1"]), round_
+    with cold_start(stack, function_id, "the OpenAPI description") as app:
+        status, schema = _operator(app, "GET", "/operator/openapi.json")
+        assert status == 200 and "/operator/players/{player_id}/deposits" in schema["paths"], status
+    served = {(c.operation, c.scenario) for c in RECORDER.calls if c.function == function_id}
+    assert ("Query", "a round's entries") in served and ("UpdateItem", "revoke the session") in served, served
+
+
 # The order matters: the game page first sees no catalogue, then the one the sync published.
 DRIVERS: list[tuple[str, Callable[[Stack, str], None]]] = [
     ("billing", drive_billing),
     ("game_page", drive_game_page_before_publish),
     ("games_sync", drive_games_sync),
     ("game_page", drive_game_page),
+    ("operator", drive_operator),
 ]
 DRIVEN = sorted({code_dir for code_dir, _ in DRIVERS})
 
@@ -961,8 +1071,10 @@ def recording() -> Iterator[Recording]:
         create_table(dynamodb, TABLE)
         s3 = SETUP_SESSION.client("s3")
         s3.create_bucket(Bucket=BUCKET)
-        distribution_id = create_distribution(SETUP_SESSION.client("cloudfront"), BUCKET, f"iam-{uuid.uuid4().hex}")
-        names = {**PHYSICAL_NAMES, "SiteDistribution": distribution_id}
+        cloudfront = SETUP_SESSION.client("cloudfront")
+        distribution_id = create_distribution(cloudfront, BUCKET, f"iam-{uuid.uuid4().hex}")
+        domain = cloudfront.get_distribution(Id=distribution_id)["Distribution"]["DomainName"]
+        names = {**PHYSICAL_NAMES, "SiteDistribution": distribution_id, "SiteDistribution.DomainName": domain}
         # The secrets, as SecureStrings under the names the template gives the functions.
         secret_values = {"WALLET_SALT_PARAMETER": SALT, "WALLET_SESSION_KEY_PARAMETER": SESSION_KEY}
         ssm = SETUP_SESSION.client("ssm")
@@ -1173,3 +1285,35 @@ def test_the_checker_derives_list_bucket_from_a_missing_key_and_honours_allowanc
     # ... unless an allowance's rule justifies it.
     allowance = Allowance("s3:List*", "a test rule", lambda grant, _: grant.resource.endswith(BUCKET))
     assert check(exact, present, found, (allowance,)).unused == []
+
+
+def test_the_checker_tells_the_indexes_apart(recording: Recording) -> None:
+    needs, calls = _recorded(recording, "operator")
+    exact = least_privilege(needs)
+    assert check(exact, needs, calls).denied == []
+
+    def queries_on(resources: tuple[str, ...]) -> list[Statement]:
+        return [replace(s, resources=resources) if s.actions == ("dynamodb:Query",) else s for s in exact]
+
+    by_player = _table_arn(TABLE) + "/index/by_player"
+    denied = check(queries_on((by_player,)), needs, calls).denied
+    assert {(n.action, n.resource) for n in denied} == {("dynamodb:Query", _table_arn(TABLE) + "/index/by_round")}
+    # The table's own ARN does not cover its indexes: IAM matches the whole ARN.
+    assert {n.action for n in check(queries_on((_table_arn(TABLE),)), needs, calls).denied} == {"dynamodb:Query"}
+
+
+def test_the_operator_function_cannot_touch_game_entries_the_salt_or_delete(recording: Recording) -> None:
+    statements = role_statements(_function_id("operator"), recording.names)
+
+    def keyed(action: str, key: str) -> Need:
+        return Need(action, _table_arn(TABLE), (("dynamodb:LeadingKeys", (key,)),), "doctored")
+
+    assert is_allowed(statements, keyed("dynamodb:PutItem", "ENTRY#operator:pay-9"))
+    for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"):
+        assert not is_allowed(statements, keyed(action, "ENTRY#game:bet-1")), action
+    assert not is_allowed(statements, keyed("dynamodb:UpdateItem", "ENTRY#operator:pay-9"))  # entries are immutable
+    assert not is_allowed(statements, keyed("dynamodb:DeleteItem", "PLAYER#o1"))
+    assert not is_allowed(statements, Need("dynamodb:Scan", _table_arn(TABLE), (), "doctored"))
+    assert not is_allowed(statements, Need("dynamodb:Query", _table_arn(TABLE), (), "doctored"))
+    salt = _parameter_arn(str(translated().parameters["SaltParameterName"]))
+    assert not is_allowed(statements, Need("ssm:GetParameters", salt, (), "doctored"))
