@@ -112,26 +112,28 @@ def change_player(player_id: PlayerId, change: Annotated[PlayerChange, Body()]) 
             changes = parse_limit_changes({kind.value: periods for kind, periods in change.limits.items()})
         except ValueError as exc:
             raise OperatorError(str(exc)) from None
-        wallet.set_limits(player_id, changes, by=_caller())
+        wallet.set_limits(player_id, changes, by=_caller(), ref=change.ref)
         metrics.add_metric(name="LimitChanges", unit=MetricUnit.Count, value=1)
     if change.status is not None:
-        wallet.set_status(player_id, change.status, change.reason or "set through the operator API", by=_caller())
+        reason = change.reason or "set through the operator API"
+        wallet.set_status(player_id, change.status, reason, by=_caller(), ref=change.ref)
     return _reply(200, player_view(wallet.account(player_id), wallet.clock()))
 
 
 @app.post("/operator/players/<player_id>/sessions", responses=_responses(201, SessionView, 404, 409))
 def open_session(player_id: PlayerId, options: Annotated[NewSession, Body()]) -> Response[str]:
+    site = lambda_settings().site_url
+    if options.application is not None and site is None:
+        # Checked before the session is issued: a new session replaces the live one, and this reply would lose it.
+        raise OperatorError("application: no site is configured for game pages (WALLET_SITE_URL)")
     issued = lambda_wallet().new_session(player_id)
     body: dict[str, Any] = {"player_id": player_id, "session": issued.token, "expires_at": issued.expires_at}
-    if options.application is not None:
-        body["play_url"] = _play_url(options, issued.token)
+    if options.application is not None and site is not None:
+        body["play_url"] = _play_url(site, options, issued.token)
     return _reply(201, body)
 
 
-def _play_url(options: NewSession, token: str) -> str:
-    site = lambda_settings().site_url
-    if site is None:
-        raise OperatorError("application: no site is configured for game pages (WALLET_SITE_URL)")
+def _play_url(site: str, options: NewSession, token: str) -> str:
     query: dict[str, str] = {"session": token}
     if options.language is not None:
         query["language"] = options.language

@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from tests.support import SALT, SESSION_KEY, LambdaContext, do_body, lambda_function
-from wallet.bootstrap import lambda_wallet
+from wallet.bootstrap import lambda_settings, lambda_wallet
 from wallet.money.ledger import PlayerStatus
 from wallet.money.operator_moves import MAX_HISTORY_PAGE
 from wallet_local.front import Route, api_gateway_event
@@ -266,6 +266,29 @@ def test_a_play_url_without_a_site_is_refused(api: Api, monkeypatch: pytest.Monk
     assert reply.status == 400
     assert reply.error["code"] == "invalid_request"
     assert "WALLET_SITE_URL" in reply.error["message"]
+
+
+def test_a_refused_play_url_leaves_the_live_session_alone(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    api.player()
+    live = api.call("POST", "/operator/players/p1/sessions", {}).body["session"]
+    monkeypatch.delenv("WALLET_SITE_URL")
+    lambda_settings.cache_clear()  # a new instance, configured without a site
+    assert api.call("POST", "/operator/players/p1/sessions", {"application": "keno"}).status == 400
+    # The refusal came before a new session was issued: the one the site holds is still the live one.
+    assert lambda_wallet().live_account(live) is not None
+
+
+def test_a_change_retried_with_its_ref_is_recorded_once(api: Api) -> None:
+    api.player()
+    change = {"status": "suspended", "reason": "cooling off", "limits": {"wager": {"day": 50}}, "ref": "chg-1"}
+    first = api.call("PATCH", "/operator/players/p1", change)
+    again = api.call("PATCH", "/operator/players/p1", change)  # the site's retry after a timeout
+    assert first.status == again.status == 200
+    assert first.body == again.body and again.body["version"] == 2
+    kinds = [e["kind"] for e in api.call("GET", "/operator/players/p1/history").body["entries"]]
+    assert sorted(kinds) == ["limits", "opening", "status"]
+    other = api.call("PATCH", "/operator/players/p1", {**change, "limits": {"wager": {"day": 10}}})
+    assert (other.status, other.error["code"]) == (409, "conflict")
 
 
 def test_revoke_a_session(api: Api) -> None:

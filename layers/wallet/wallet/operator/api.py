@@ -49,6 +49,9 @@ class PlayerChange(_Request):
     reason: Annotated[str | None, Field(min_length=1, max_length=500)] = None
     # {"loss": {"day": 100, "week": null}, "deposit": null}: null removes one (or a whole kind).
     limits: dict[LimitKind, PeriodLimits | None] | None = None
+    # A reference for this change: a retry with the same ref and body is recorded once (the status and the limits
+    # change each keep their own entry under it).
+    ref: Annotated[str | None, Field(pattern=REF)] = None
 
 
 class NewSession(_Request):
