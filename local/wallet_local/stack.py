@@ -261,6 +261,8 @@ def _banner(
         token, "demo-win-1", salt, 0, 250, {"game": "slot", "game_id": "a_op", "game_uuid": "demo-round-1"}
     )
     curl = f"curl -s -X POST {url}/do -H 'Content-Type: application/json' -d "
+    api_url = shlex.quote(url)
+    new_player = json.dumps({"player_id": "p2", "currency": "FUN", "balance": 100}, separators=(",", ":"))
     exports = " ".join(
         f"{key}={shlex.quote(environment[key])}"
         for key in (
@@ -302,6 +304,14 @@ def _banner(
             f"  wallet session new {DEMO_PLAYER}; wallet session revoke {DEMO_PLAYER}",
             f"  wallet player status {DEMO_PLAYER} suspended --reason 'cool-off requested'",
             "  wallet games sync",
+            "",
+            f"Operator API: {url}/operator/... (SigV4, service execute-api: AWS_ACCESS_KEY_ID="
+            f"{environment['AWS_ACCESS_KEY_ID']} AWS_SECRET_ACCESS_KEY={environment['AWS_SECRET_ACCESS_KEY']} "
+            f"AWS_DEFAULT_REGION={environment['AWS_DEFAULT_REGION']}; the description: {url}/operator/openapi.json)",
+            f"With the exports above plus WALLET_API_URL={api_url}, the player, session, deposit, withdraw, balance, "
+            "history and round commands go through it:",
+            f"  WALLET_API_URL={api_url} wallet api POST /operator/players {shlex.quote(new_player)}",
+            f"  WALLET_API_URL={api_url} wallet deposit p2 50 --ref site-pay-1",
             "",
             "Ctrl-C stops it (the in-memory database goes with it).",
         ]

@@ -2,6 +2,11 @@
 
 It reads the same settings as the Lambdas: WALLET_TABLE, WALLET_SESSION_KEY or WALLET_SESSION_KEY_PARAMETER, and
 boto3's own AWS_ENDPOINT_URL_DYNAMODB / AWS_REGION. Every command prints JSON and exits non-zero on an error.
+
+With WALLET_API_URL set, the player, session, deposit, withdraw, balance, history and round commands go through the
+operator API (SigV4 with boto3's credentials; wallet.operator.remote) and print the same JSON; without it they talk
+to the table directly, the operator's break-glass path. `audit`, `report` and `games sync` always work directly.
+`wallet api METHOD PATH [JSON]` sends one signed request of your own (or prints it as a curl command).
 """
 
 from __future__ import annotations
@@ -10,27 +15,39 @@ import argparse
 import getpass
 import json
 import os
+import shlex
 import sys
+import urllib.error
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl
 
+from botocore.awsrequest import AWSRequest
 from pydantic import ValidationError
 
 from wallet.bootstrap import MissingSecret, build_wallet
-from wallet.money.amounts import format_number
-from wallet.money.ledger import Account, PlayerStatus
+from wallet.money.amounts import InvalidAmount, format_number, parse_amount
+from wallet.money.ledger import Account, PlayerStatus, json_ready
+from wallet.money.limits import SLOTS, Slot, parse_limit_changes
 from wallet.money.mover import BillingContended, MoveResult
 from wallet.money.operator_moves import OperatorError
 from wallet.money.sessions import InvalidPlayerId
 from wallet.money.store import StoreUnavailable
 from wallet.money.wallet import Wallet
+from wallet.operator.api import parse_json
 from wallet.operator.audit import AuditReport, audit_store, report_store
+from wallet.operator.client import ApiError, OperatorClient
+from wallet.operator.remote import API_URL_VARIABLE, ApiFailure, ApiWallet
 from wallet.settings import Settings
 
+# What the player, session, money and ledger commands run on: the table (Wallet) or the operator API (ApiWallet).
+Operations = Wallet | ApiWallet
+REMOVE = "none"  # `--loss-day none`: remove that limit
 
-def _account_json(account: Account) -> dict[str, Any]:
+
+def _account_json(account: Account, now: float) -> dict[str, Any]:
     return {
         "player": account.player_id,
         "balance": _number(account.balance),
@@ -39,6 +56,7 @@ def _account_json(account: Account) -> dict[str, Any]:
         "version": account.version,
         "created_at": account.created_at,
         "session_expires_at": account.session_expires_at,
+        "limits": json_ready(account.limits.as_json(now)),
     }
 
 
@@ -57,22 +75,87 @@ def _move_json(result: MoveResult) -> dict[str, Any]:
     }
 
 
-def _player_create(wallet: Wallet, args: argparse.Namespace) -> Any:
-    return _account_json(wallet.create_player(args.player, args.currency, args.balance))
+def _player_create(wallet: Operations, args: argparse.Namespace) -> Any:
+    return _account_json(wallet.create_player(args.player, args.currency, args.balance), wallet.clock())
 
 
-def _deposit(wallet: Wallet, args: argparse.Namespace) -> Any:
+def _deposit(wallet: Operations, args: argparse.Namespace) -> Any:
     return _move_json(wallet.deposit(args.player, args.amount, args.ref))
 
 
-def _withdraw(wallet: Wallet, args: argparse.Namespace) -> Any:
+def _withdraw(wallet: Operations, args: argparse.Namespace) -> Any:
     return _move_json(wallet.withdraw(args.player, args.amount, args.ref))
 
 
-def _player_status(wallet: Wallet, args: argparse.Namespace) -> Any:
-    result = wallet.set_status(args.player, args.status, args.reason, args.by or _operator_name(), args.ref)
+def _player_status(wallet: Operations, args: argparse.Namespace) -> Any:
+    if isinstance(wallet, ApiWallet):  # the API records who signed: --by is refused there
+        result = wallet.set_status(args.player, args.status, args.reason, args.by, args.ref)
+    else:
+        result = wallet.set_status(args.player, args.status, args.reason, args.by or _operator_name(), args.ref)
+    return _change_json(wallet, result)
+
+
+def _player_limits(wallet: Operations, args: argparse.Namespace) -> Any:
+    changes = limit_changes({slot: getattr(args, _limit_dest(slot)) for slot in SLOTS})
+    if isinstance(wallet, ApiWallet):
+        result = wallet.set_limits(args.player, changes, args.by, args.ref)
+    else:
+        result = wallet.set_limits(args.player, changes, args.by or _operator_name(), args.ref)
+    return _change_json(wallet, result)
+
+
+def _change_json(wallet: Operations, result: MoveResult) -> dict[str, Any]:
     assert result.account is not None
-    return {**_account_json(result.account), "entry": result.entry.as_json() if result.entry else None}
+    entry = _in_wallet_order(result.entry.as_json()) if result.entry else None
+    return {**_account_json(result.account, wallet.clock()), "entry": entry}
+
+
+# The order the wallet writes a status or limits entry's tag in (operator_moves.py). The table gives a map's keys back
+# in an order of its own, so an entry read back (a retry with --ref, or through the API) is put in this order: the
+# command prints the same bytes whichever way the entry came.
+_TAG_ORDER = {"status": ("operator", "status", "reason", "by"), "limits": ("operator", "limits", "by")}
+
+
+def _in_wallet_order(entry: dict[str, Any]) -> dict[str, Any]:
+    order = _TAG_ORDER.get(entry["kind"])
+    if order is None:
+        return entry
+    tag = entry["tag"]
+    ordered = {key: tag[key] for key in order if key in tag} | tag  # then any other key, in its order
+    if isinstance(ordered.get("limits"), dict):  # kinds and periods sorted, as set_limits writes them
+        ordered["limits"] = {
+            kind: dict(sorted(periods.items())) if isinstance(periods, dict) else periods
+            for kind, periods in sorted(ordered["limits"].items())
+        }
+    return {**entry, "tag": ordered}
+
+
+def limit_changes(options: dict[Slot, str | None]) -> dict[Slot, Decimal | None]:
+    """`--loss-day 100 --wager-week none` as {(LOSS, DAY): 100, (WAGER, WEEK): None}: an exact amount (>= 0), or
+    `none` to remove the limit; options not given are left as they are."""
+    raw: dict[str, dict[str, Decimal | None]] = {}
+    for (kind, period), text in options.items():
+        if text is None:
+            continue
+        option = f"--{kind.value}-{period.value}"
+        try:
+            amount = None if text.strip().lower() == REMOVE else parse_amount(text.strip(), option)
+        except InvalidAmount as exc:
+            raise OperatorError(f"{exc} (or {REMOVE} to remove the limit)") from None
+        raw.setdefault(kind.value, {})[period.value] = amount
+    if not raw:
+        raise OperatorError(
+            "limits: nothing to change; give one or more of "
+            + ", ".join(f"--{kind.value}-{period.value}" for kind, period in SLOTS)
+        )
+    try:
+        return parse_limit_changes(raw)
+    except ValueError as exc:  # pragma: no cover - the options only name known kinds and periods
+        raise OperatorError(str(exc)) from None
+
+
+def _limit_dest(slot: Slot) -> str:
+    return f"limit_{slot[0].value}_{slot[1].value}"
 
 
 def _operator_name() -> str:
@@ -83,24 +166,24 @@ def _operator_name() -> str:
         return "unknown"
 
 
-def _session_new(wallet: Wallet, args: argparse.Namespace) -> Any:
+def _session_new(wallet: Operations, args: argparse.Namespace) -> Any:
     issued = wallet.new_session(args.player)
     return {"player": issued.player_id, "session": issued.token, "expires_at": issued.expires_at}
 
 
-def _session_revoke(wallet: Wallet, args: argparse.Namespace) -> Any:
+def _session_revoke(wallet: Operations, args: argparse.Namespace) -> Any:
     return {"player": args.player, "revoked": wallet.revoke_session(args.player)}
 
 
-def _balance(wallet: Wallet, args: argparse.Namespace) -> Any:
-    return _account_json(wallet.account(args.player))
+def _balance(wallet: Operations, args: argparse.Namespace) -> Any:
+    return _account_json(wallet.account(args.player), wallet.clock())
 
 
-def _history(wallet: Wallet, args: argparse.Namespace) -> Any:
+def _history(wallet: Operations, args: argparse.Namespace) -> Any:
     return [entry.as_json() for entry in wallet.history(args.player, args.limit)]
 
 
-def _round(wallet: Wallet, args: argparse.Namespace) -> Any:
+def _round(wallet: Operations, args: argparse.Namespace) -> Any:
     return [entry.as_json() for entry in wallet.round(args.game_uuid)]
 
 
@@ -127,20 +210,20 @@ def build_parser(more_commands: Sequence[Callable[[Any], None]] = ()) -> argpars
         sub.add_argument("player")
         sub.add_argument("amount")
         sub.add_argument("--ref", required=True, help="the operator's unique reference (idempotency key)")
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, remote=True)
 
-    balance = commands.add_parser("balance", help="a player's balance and status")
+    balance = commands.add_parser("balance", help="a player's balance, status and limits")
     balance.add_argument("player")
-    balance.set_defaults(run=_balance)
+    balance.set_defaults(run=_balance, remote=True)
 
     history = commands.add_parser("history", help="a player's ledger, newest first")
     history.add_argument("player")
     history.add_argument("--limit", type=int, default=100)
-    history.set_defaults(run=_history)
+    history.set_defaults(run=_history, remote=True)
 
     round_ = commands.add_parser("round", help="a round's entries by game_uuid")
     round_.add_argument("game_uuid")
-    round_.set_defaults(run=_round)
+    round_.set_defaults(run=_round, remote=True)
 
     audit = commands.add_parser("audit", help="check every money invariant over the table; exit 1 on a violation")
     audit.set_defaults(run=_audit)
@@ -153,6 +236,8 @@ def build_parser(more_commands: Sequence[Callable[[Any], None]] = ()) -> argpars
     sync = games.add_parser("sync", help="fetch games_config, publish it to S3 if changed, invalidate CloudFront")
     sync.add_argument("--url", help="games_config URL (default: WALLET_GAMES_CONFIG_URL)")
     sync.set_defaults(run=None, games_sync=True)
+
+    _add_api_command(commands)
     for add in more_commands:  # e.g. `wallet local`, which only a source checkout (the local stack) adds
         add(commands)
     return parser
@@ -164,7 +249,7 @@ def _add_player_and_session_commands(commands: Any) -> None:
     create.add_argument("player")
     create.add_argument("--currency", default="FUN")
     create.add_argument("--balance", default="0", help="opening balance (recorded in the ledger)")
-    create.set_defaults(run=_player_create)
+    create.set_defaults(run=_player_create, remote=True)
     status = player.add_parser(
         "status", help="set a player's status (recorded in the ledger); only active players can play"
     )
@@ -173,35 +258,126 @@ def _add_player_and_session_commands(commands: Any) -> None:
     status.add_argument("--reason", required=True, help="why (kept in the player's history)")
     status.add_argument("--by", help="who (default: WALLET_OPERATOR or the login name)")
     status.add_argument("--ref", help="a reference for this change: run again with it, it is recorded once")
-    status.set_defaults(run=_player_status)
+    status.set_defaults(run=_player_status, remote=True)
+    limits = player.add_parser(
+        "limits",
+        help="set or remove a player's loss, wager and deposit limits per UTC day, ISO week or month (recorded)",
+        description="Lowering a limit or setting a new one takes effect at once; raising or removing one after 24 "
+        "hours (shown as pending in `wallet balance`). Options not given stay as they are.",
+    )
+    limits.add_argument("player")
+    for kind, period in SLOTS:
+        limits.add_argument(
+            f"--{kind.value}-{period.value}",
+            dest=_limit_dest((kind, period)),
+            metavar=f"AMOUNT|{REMOVE}",
+            help=f"{kind.value} limit per {period.value}",
+        )
+    limits.add_argument("--by", help="who (default: WALLET_OPERATOR or the login name)")
+    limits.add_argument("--ref", help="a reference for this change: run again with it, it is recorded once")
+    limits.set_defaults(run=_player_limits, remote=True)
 
     session = commands.add_parser("session", help="game sessions").add_subparsers(dest="session_command", required=True)
     new = session.add_parser("new", help="issue a session (replaces the previous one; wins on that still land)")
     new.add_argument("player")
-    new.set_defaults(run=_session_new)
+    new.set_defaults(run=_session_new, remote=True)
     revoke = session.add_parser("revoke", help="end the live session (log-out); wins on it still land")
     revoke.add_argument("player")
-    revoke.set_defaults(run=_session_revoke)
+    revoke.set_defaults(run=_session_revoke, remote=True)
+
+
+def _add_api_command(commands: Any) -> None:
+    api = commands.add_parser(
+        "api",
+        help="send one SigV4-signed request to the operator API (WALLET_API_URL) and print the reply's JSON",
+        description='e.g. wallet api POST /operator/players \'{"player_id":"p2","currency":"FUN"}\'; '
+        "wallet api GET '/operator/players/p2/history?limit=5'. Signed with boto3's credentials and region.",
+    )
+    api.add_argument("method", type=str.upper, choices=["GET", "POST", "PATCH", "PUT", "DELETE"])
+    api.add_argument("path", help="e.g. /operator/players/alice, with a ?query if any")
+    api.add_argument("body", nargs="?", help="the JSON body (amounts exact: numbers or decimal strings); - reads stdin")
+    api.add_argument("--url", help=f"the API's base URL (default: {API_URL_VARIABLE})")
+    api.add_argument(
+        "--print-curl",
+        action="store_true",
+        help="print a ready-to-run curl command with the signed headers instead of sending (valid for 5 minutes)",
+    )
+    api.set_defaults(run_alone=_api)
+
+
+def _api(args: argparse.Namespace) -> int:
+    url = args.url or os.environ.get(API_URL_VARIABLE, "").strip()
+    if not url:
+        return _fail(f"set {API_URL_VARIABLE} (or --url) to the operator API's URL")
+    path, _, query_text = args.path.partition("?")
+    if not path.startswith("/"):
+        return _fail("PATH must start with /, e.g. /operator/players/alice")
+    query = dict(parse_qsl(query_text, keep_blank_values=True)) or None
+    body = None
+    if args.body is not None:
+        try:
+            body = parse_json(sys.stdin.read() if args.body == "-" else args.body)
+        except ValueError as exc:
+            return _fail(f"the body is not JSON: {exc}")
+    try:
+        client = OperatorClient(url)
+    except ValueError as exc:  # not an http(s) URL, or no credentials
+        return _fail(str(exc))
+    if args.print_curl:
+        print(curl_command(client.signed_request(args.method, path, body, query)))
+        return 0
+    try:
+        reply = client.call(args.method, path, body, query)
+    except ApiError as exc:
+        refused = {"error": f"{exc.code}: {exc.message}", "status": exc.status, "reply": json_ready(exc.body)}
+        print(json.dumps(refused), file=sys.stderr)
+        return 2
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        return _fail(f"operator API at {url} does not answer: {reason}")
+    if isinstance(reply.body, str):
+        print(reply.body)
+    elif reply.body is not None:  # nothing for a 204
+        json.dump(json_ready(reply.body), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return 0
+
+
+def curl_command(request: AWSRequest) -> str:
+    """The signed request as a curl command line: the same method, URL, signed headers and body bytes."""
+    words = ["curl", "-sS", "-X", str(request.method), str(request.url)]
+    for name, value in request.headers.items():
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        words += ["-H", f"{name}: {text}"]
+    body = request.body
+    if body:
+        words += ["--data-binary", body.decode("utf-8") if isinstance(body, bytes) else str(body)]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def main(
     argv: Sequence[str] | None = None,
-    wallet_factory: Callable[[], Wallet] = build_wallet,
+    wallet_factory: Callable[[], Wallet] | None = None,
     more_commands: Sequence[Callable[[Any], None]] = (),
+    api_factory: Callable[[str], ApiWallet] | None = None,
 ) -> int:
-    """Run one command. A command added by `more_commands` sets `run_alone` (a callable of its args -> exit code)."""
+    """Run one command. A command added by `more_commands` sets `run_alone` (a callable of its args -> exit code).
+
+    The player, session, money and ledger commands run on `api_factory(WALLET_API_URL)` (default: ApiWallet over
+    OperatorClient) when WALLET_API_URL is set, else on `wallet_factory()` (default: build_wallet). A caller that
+    passes its own `wallet_factory` and no `api_factory` (a test) always gets its wallet."""
     args = build_parser(more_commands).parse_args(argv)
     if getattr(args, "run_alone", None) is not None:
         return int(args.run_alone(args))
     if getattr(args, "games_sync", False):
         return _games_sync(args.url)
     try:
-        wallet = wallet_factory()
+        wallet = _wallet_for(args, wallet_factory, api_factory)
         result = args.run(wallet, args)
     except ValidationError as exc:
         fields = ", ".join(str(err["loc"][0]) for err in exc.errors() if err["loc"])
         return _fail(f"invalid settings ({fields}): set WALLET_TABLE and the secrets' variables")
-    except (OperatorError, InvalidPlayerId, MissingSecret) as exc:
+    except (OperatorError, InvalidPlayerId, MissingSecret, ApiFailure) as exc:
         return _fail(str(exc))
     except StoreUnavailable as exc:
         return _fail(f"database unavailable: {exc}")
@@ -214,6 +390,20 @@ def main(
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def _wallet_for(
+    args: argparse.Namespace,
+    wallet_factory: Callable[[], Wallet] | None,
+    api_factory: Callable[[str], ApiWallet] | None,
+) -> Operations:
+    url = os.environ.get(API_URL_VARIABLE, "").strip()
+    if getattr(args, "remote", False) and url and (api_factory is not None or wallet_factory is None):
+        try:
+            return (api_factory or ApiWallet.from_url)(url)
+        except ValueError as exc:  # not an http(s) URL, or no credentials
+            raise ApiFailure(f"{API_URL_VARIABLE}: {exc}") from None
+    return (wallet_factory or build_wallet)()
 
 
 def _games_sync(url: str | None) -> int:
