@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from wallet.money.amounts import InvalidAmount, parse_amount
+from wallet.money.amounts import InvalidAmount, format_number, parse_amount
 from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source, fingerprint, utc_now_iso
 from wallet.money.limits import Slot
 from wallet.money.mover import Authorize, Mover, MoveRequest, MoveResult, MoveStatus, _always
@@ -118,7 +118,7 @@ class OperatorMoves(Mover):
             )
         if result.status is MoveStatus.INSUFFICIENT:
             raise OperatorError(
-                f"not enough money: balance {result.balance}, withdrawal {minus}",
+                f"not enough money: balance {format_number(result.balance)}, withdrawal {format_number(minus)}",
                 Refusal.NOT_ENOUGH_MONEY,
                 balance=result.balance,
             )
