@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -16,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wallet.bootstrap import lambda_settings, lambda_wallet
+from wallet.catalogue.page import GamePageOptions, PageRequestError, game_page_url, parse_page_options
 from wallet.money.ledger import LedgerEntry, json_ready
 from wallet.money.limits import parse_limit_changes
 from wallet.money.mover import BillingContended, MoveResult, MoveStatus
@@ -127,28 +127,27 @@ def change_player(player_id: PlayerId, change: Annotated[PlayerChange, Body()]) 
 
 @app.post("/operator/players/<player_id>/sessions", responses=_responses(201, SessionView, 404, 409))
 def open_session(player_id: PlayerId, options: Annotated[NewSession, Body()]) -> Response[str]:
-    site = lambda_settings().site_url
-    if options.application is not None and site is None:
-        # Checked before the session is issued: a new session replaces the live one, and this reply would lose it.
-        raise OperatorError("application: no site is configured for game pages (WALLET_SITE_URL)")
+    # The game page's options are checked before the session is issued: a new session replaces the live one, and a
+    # refusal after it would leave the site with neither.
+    page = _page_options(options) if options.application is not None else None
     issued = lambda_wallet().new_session(player_id)
     body: dict[str, Any] = {"player_id": player_id, "session": issued.token, "expires_at": issued.expires_at}
-    if options.application is not None and site is not None:
-        body["play_url"] = _play_url(site, options, issued.token)
+    if page is not None:
+        site = lambda_settings().site_url
+        assert site is not None  # checked by _page_options
+        body["play_url"] = game_page_url(site, page.model_copy(update={"session": issued.token}))
     return _reply(201, body)
 
 
-def _play_url(site: str, options: NewSession, token: str) -> str:
-    query: dict[str, str] = {"session": token}
-    if options.language is not None:
-        query["language"] = options.language
-    if options.kf is not None:
-        query["kf"] = str(options.kf)
-    if options.kf_list is not None:
-        query["kf_list"] = ",".join(str(kf) for kf in options.kf_list)
-    if options.home_page is not None:
-        query["home_page"] = options.home_page
-    return f"{site.rstrip('/')}/play/{options.application}?{urlencode(query)}"
+def _page_options(options: NewSession) -> GamePageOptions:
+    if lambda_settings().site_url is None:
+        raise OperatorError("application: no site is configured for game pages (WALLET_SITE_URL)")
+    asked = options.model_dump(exclude_none=True, exclude={"application"})
+    try:
+        # The same check GET /play/{application} makes, so a play_url is always one the page accepts.
+        return parse_page_options(str(options.application), {**asked, "session": "to-be-issued"})
+    except PageRequestError as exc:
+        raise OperatorError(str(exc)) from None
 
 
 @app.delete("/operator/players/<player_id>/sessions", responses=_responses(204, None, 404))

@@ -776,3 +776,18 @@ def test_unreadable_store_is_503(app: GamePageApp) -> None:
     app.s3.delete_bucket(Bucket=BUCKET)  # S3 answers NoSuchBucket: StoreUnavailable
     assert_refused(app.play(session=token), 503, "not available yet")
     assert_refused(app.lobby(session=token), 503, "not available yet")
+
+
+def test_the_game_page_url_parses_back_into_the_same_options() -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from wallet.catalogue.page import game_page_url
+
+    options = parse_page_options(
+        "a_op", {"session": "p1.tok", "language": "fr_FR", "kf": "5", "kf_list": "1,5", "home_page": "/lobby?x=1&y"}
+    )
+    url = urlsplit(game_page_url("https://site.example/", options))
+    assert (url.scheme, url.netloc, url.path) == ("https", "site.example", "/play/a_op")
+    assert parse_page_options("a_op", dict(parse_qsl(url.query))) == options
+    bare = urlsplit(game_page_url("https://site.example", parse_page_options("a_op", {"session": "p1.tok"})))
+    assert dict(parse_qsl(bare.query)) == {"session": "p1.tok"}  # the page's defaults stand for the rest

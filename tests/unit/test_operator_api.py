@@ -764,3 +764,12 @@ def test_a_store_failure_is_503_and_changes_nothing(api: Api, moto_client: Any) 
     assert reply.status == 503
     assert reply.error["code"] == "unavailable"
     assert api.call("GET", "/operator/players/p1").body["balance"] == 1000
+
+
+def test_play_options_the_game_page_would_refuse_are_refused_before_the_session_changes(api: Api) -> None:
+    api.player()
+    live = api.call("POST", "/operator/players/p1/sessions", {}).body["session"]
+    refused = api.call("POST", "/operator/players/p1/sessions", {"application": "a_op", "home_page": "javascript:x"})
+    assert (refused.status, refused.error["code"]) == (400, "invalid_request")
+    assert "home_page" in refused.error["message"]
+    assert lambda_wallet().live_account(live) is not None

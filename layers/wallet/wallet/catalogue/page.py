@@ -11,6 +11,7 @@ import html
 import json
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -62,6 +63,17 @@ def parse_page_options(application: str, query: dict[str, str]) -> GamePageOptio
     except ValidationError as exc:
         fields = sorted({str(error["loc"][0]) for error in exc.errors() if error["loc"]})
         raise PageRequestError(f"invalid parameters: {', '.join(fields) or 'request'}") from None
+
+
+def game_page_url(site_url: str, options: GamePageOptions) -> str:
+    """The game page's URL for these options: what GET /play/{application} parses back into the same options. Only
+    the options given are in the query; the page's defaults stand for the rest."""
+    given = options.model_dump(exclude_unset=True, exclude={"application"})
+    query = {
+        name: ",".join(str(item) for item in value) if isinstance(value, list) else str(value)
+        for name, value in given.items()
+    }
+    return f"{site_url.rstrip('/')}/play/{options.application}?{urlencode(query)}"
 
 
 def js_value(value: Any) -> str:
