@@ -147,15 +147,7 @@ class OperatorMoves(Mover):
             "reason": _operator_text(reason, "reason", MAX_REASON_LENGTH),
             "by": _operator_text(by, "by", MAX_OPERATOR_NAME_LENGTH),
         }
-        trx_id = f"{STATUS_PREFIX}{player_id}#{ref or uuid.uuid4().hex}"
-        zero = Decimal(0)
-        request = MoveRequest(player_id, Source.OPERATOR, trx_id, zero, zero, tag, kind="status", new_status=new_status)
-        result = self.move(request)
-        if result.status is MoveStatus.NO_ACCOUNT:
-            raise OperatorError(f"unknown player {player_id}", Refusal.NOT_FOUND)
-        if result.conflict:
-            raise OperatorError(f"ref {ref} was used before for a different status change", Refusal.CONFLICT)
-        return result
+        return self._account_change(player_id, STATUS_PREFIX, ref, tag, "status", new_status=new_status)
 
     def set_limits(
         self, player_id: str, changes: dict[Slot, Decimal | None], by: str, ref: str | None = None
@@ -171,14 +163,20 @@ class OperatorMoves(Mover):
         for (kind, period), amount in sorted(changes.items()):
             asked.setdefault(kind.value, {})[period.value] = amount
         tag = {"operator": "limits", "limits": asked, "by": _operator_text(by, "by", MAX_OPERATOR_NAME_LENGTH)}
-        trx_id = f"{LIMITS_PREFIX}{player_id}#{ref or uuid.uuid4().hex}"
+        return self._account_change(player_id, LIMITS_PREFIX, ref, tag, "limits", limit_changes=changes)
+
+    def _account_change(
+        self, player_id: str, prefix: str, ref: str | None, tag: dict[str, Any], kind: str, **change: Any
+    ) -> MoveResult:
+        """A change of the account that moves no money (its status, its limits), as a ledger entry of `kind`:
+        recorded once per `ref` (a fresh id without one)."""
+        trx_id = f"{prefix}{player_id}#{ref or uuid.uuid4().hex}"
         zero = Decimal(0)
-        request = MoveRequest(player_id, Source.OPERATOR, trx_id, zero, zero, tag, kind="limits", limit_changes=changes)
-        result = self.move(request)
+        result = self.move(MoveRequest(player_id, Source.OPERATOR, trx_id, zero, zero, tag, kind=kind, **change))
         if result.status is MoveStatus.NO_ACCOUNT:
             raise OperatorError(f"unknown player {player_id}", Refusal.NOT_FOUND)
         if result.conflict:
-            raise OperatorError(f"ref {ref} was used before for a different limits change", Refusal.CONFLICT)
+            raise OperatorError(f"ref {ref} was used before for a different {kind} change", Refusal.CONFLICT)
         return result
 
     def new_session(self, player_id: str) -> IssuedSession:
