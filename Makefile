@@ -48,6 +48,13 @@ build:
 check-build:
 	bash scripts/check_build.sh
 
+# Every sample event of events/ through SAM's own emulator (`sam local invoke`, checked against events/expected.json)
+# and a `sam local start-api` round, offline on our own dockerd (scripts/invoke.sh: root; installs docker.io and
+# debootstrap when missing, builds the Lambda base image once into .local/sam-invoke).
+.PHONY: invoke
+invoke: install
+	@bash scripts/invoke.sh
+
 bench: install
 	$(PY) -m bench
 

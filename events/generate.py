@@ -333,34 +333,61 @@ sample session of player `{player}`:
 |---|---|---|
 {rows}
 
-## Run them
+## Run them: `make invoke`
 
-1. Build (the layer must be built: `sam local invoke` on the unbuilt template would not find `wallet` nor its
-   dependencies):
+    make invoke
 
-       PYENV_VERSION=3.11.7:3.13.0 .venv/bin/sam build
+One command replays every event of this directory through SAM's own emulator, offline, and checks each reply against
+[`expected.json`](expected.json), the machine-readable list of the replies in these tables (CI runs it as the
+`invoke` stage of `make test`). It needs root (its own dockerd, bridge and network namespace); where docker cannot
+run at all (not root, no kernel support) it prints `SKIPPED: <reason>` and exits 77, and `make test` shows the stage
+as SKIPPED. scripts/invoke.sh, then local/wallet_local/invoke.py:
 
-2. Start DynamoDB Local with the table `{table}` (`wallet local` runs it on port 8000 by default), create the player
-   and store the hash of the sample session on its account (`wallet session new` would issue a random token
-   instead). With `WALLET_TABLE={table}`, `WALLET_SALT={salt}`, `WALLET_SESSION_KEY={session_key}` and
-   `AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000` in the shell:
+1. installs `docker.io`, `iptables` and `debootstrap` from Debian when missing;
+2. builds the application for x86_64 (`sam build --parameter-overrides file://parameters/local.yaml
+   Architecture=x86_64` into `.local/sam-x86_64/build`; the deployed stack stays arm64, which would run here under
+   qemu at ~55 s an invoke);
+3. starts its own dockerd (state in `.local/sam-invoke/`, on a tmpfs; its own socket; stopped by pid at the end);
+4. builds once, with no registry, the image SAM asks for (`public.ecr.aws/lambda/python:3.13-x86_64`): Debian
+   trixie's Python 3.13 (`debootstrap`) with AWS's runtime interface client (`awslambdaric` from PyPI) in
+   `/var/runtime`, cached as `.local/sam-invoke/<image>-<recipe>.tar` and only `docker load`ed after that (SAM adds
+   its own runtime interface emulator and the layer on top, as for AWS's image);
+5. starts DynamoDB Local, moto's server (S3, CloudFront) and a file server for `local/wallet_local/static` (the
+   provider's games_config) on the ports `env.json` names; creates the table (from template.yaml), the player `demo`
+   with the sample session above (its hash stored as `wallet session new` would) and the site's bucket;
+6. runs `sam local invoke --skip-pull-image -e events/<event> <Function>` for every entry of `expected.json`: the
+   billing events in the order of the table above, the site's (sync first) and the operator's in their own chains,
+   side by side; then checks the ledger (each player's balance and entries, and the whole table's audit);
+7. serves the same build with `sam local start-api --warm-containers LAZY` on a loopback port, where a Games Server
+   plays a round for a fresh player: balance, bet 100, win 250, the bet replayed (nothing moves), and the ledger is
+   exact;
+8. prints a table (event, expected, got, seconds) and exits 1 on any mismatch. Every process's output is in
+   `.local/sam-invoke/logs/`.
 
-       wallet player create {player} --balance {opening}
-       HASH={session_hash}
-       EXPIRES=$(( $(date +%s) + 86400 ))
-       aws dynamodb update-item --table-name {table} \\
-         --key '{{"pk":{{"S":"PLAYER#{player}"}},"sk":{{"S":"ACCOUNT"}}}}' \\
-         --update-expression 'SET session_hash = :h, session_expires_at = :e' \\
-         --expression-attribute-values '{{":h":{{"S":"'"$HASH"'"}},":e":{{"N":"'"$EXPIRES"'"}}}}'
+`bash scripts/invoke.sh --chain billing --no-start-api` runs one chain only.
 
-   (`HASH` is HMAC-SHA256(`{session_key}`, the sample token), as wallet.sessions.hash_token computes it.)
+What it proves: the built artifact (the layer with its x86_64 wheels, the handlers, the template's environment
+declarations and these events) works in the Lambda runtime as SAM emulates it, not only in-process as the tests
+import the handlers; every reply is the protocol's, the ledger is exact, and API Gateway's emulator routes POST /do.
 
-3. Invoke, with the local settings of `env.json`:
+### The network: nothing leaves the machine
 
-       .venv/bin/sam local invoke BillingFunction --env-vars events/env.json -e events/balance.json
+    host ── wsam0 bridge 10.213.7.0/24 (host 10.213.7.1) ─┬─ function containers 10.213.7.128-254
+                                                          └─ veth ─ namespace wallet-sam-svc 10.213.7.2:
+                                                               DynamoDB Local :8000, moto :5000, files :8001
 
-   On Linux, `host.docker.internal` needs `--add-host host.docker.internal:host-gateway` (or run DynamoDB Local in a
-   container and pass `--docker-network`, with `AWS_ENDPOINT_URL_DYNAMODB` pointing at it).
+- dockerd runs with `--iptables=false --ip-masq=false --ip-forward=false` on its own bridge `wsam0`: no NAT, no
+  forwarding; iptables rules drop anything between the bridge and any other interface and every connection a
+  container opens to the host itself. Published ports (SAM's to each container) are on 127.0.0.1 only, and
+  `sam local start-api` listens on 127.0.0.1.
+- The services run in their own network namespace, which has only loopback and its end of the bridge and no default
+  route: DynamoDB Local (which cannot bind to one address) is reachable through the bridge only, never on the
+  machine's external interfaces. `--add-host host.docker.internal:10.213.7.2` makes `env.json`'s endpoints point
+  there.
+- The run checks it: a container on the bridge must reach the services and must not reach the host, the host's
+  gateway or a public address (the `network` row of the table). `WALLET_INVOKE_NET=10.x.y` moves the /24.
+- On the way: `AWS_MAX_ATTEMPTS=1` (SAM otherwise spends ~11 s an invoke retrying an STS call that cannot succeed
+  offline) and `SAM_CLI_TELEMETRY=0`.
 
 ## env.json
 
@@ -383,20 +410,9 @@ publishes without an invalidation.
 {site_rows}
 
 They need S3 (and, for an invalidation, CloudFront): `env.json` points both at moto's server on port 5000, and the
-sync fetches the sample games_config from a plain file server over `local/wallet_local/static`:
-
-    .venv/bin/moto_server -p 5000 &
-    aws --endpoint-url http://127.0.0.1:5000 s3 mb s3://{bucket}
-    .venv/bin/python -m http.server 8001 --directory local/wallet_local/static &
-    .venv/bin/sam local invoke GamesSyncFunction --env-vars events/env.json -e events/games_sync_scheduled.json
-
-Then, with DynamoDB Local, the player and the sample session of step 2 above:
-
-    .venv/bin/sam local invoke GamePageFunction --env-vars events/env.json -e events/game_page.json
-    .venv/bin/sam local invoke GamePageFunction --env-vars events/env.json -e events/lobby.json
-
-(The same `--add-host host.docker.internal:host-gateway` note applies on Linux.) `wallet local` runs all of this
-without Docker: its own moto server, the sync at start-up, and the pages on http://127.0.0.1:3000/lobby.
+sync fetches the sample games_config from a plain file server over `local/wallet_local/static` on port 8001; the
+pages need DynamoDB Local, the player and the sample session. `make invoke` provides all of them. `wallet local` runs
+the same without Docker: its own moto server, the sync at start-up, and the pages on http://127.0.0.1:3000/lobby.
 """
 
 

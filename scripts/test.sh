@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 
-declare -a NAMES TIMES RESULTS
+declare -a NAMES TIMES RESULTS SKIPS
 failed=0
 
 passed=0
@@ -27,10 +27,17 @@ stage() {  # stage NAME COMMAND...
               print p + 0, f + 0 }' "$log")
     passed=$((passed + ${counts% *}))
     failed_tests=$((failed_tests + ${counts#* }))
+    # A stage that cannot run on this machine at all (`make invoke` without docker) ends with "[<what>] SKIPPED:
+    # <reason>": shown as SKIPPED, neither passed nor failed.
+    local skipped
+    skipped=$(sed -n 's/^\[[a-z-]*\] SKIPPED: //p' "$log" | tail -1)
+    if [[ $rc != 0 && -n $skipped ]]; then rc="skipped:$skipped"; SKIPS+=("$name: $skipped"); fi
     NAMES+=("$name"); TIMES+=("$((SECONDS - start))"); RESULTS+=("$rc")
-    [[ $rc == 0 ]] || failed=1
-    printf '\033[1m== %s: %s in %ss ==\033[0m\n' "$name" "$([[ $rc == 0 ]] && echo ok || echo "FAILED (exit $rc)")" "$((SECONDS - start))"
+    [[ $rc == 0 || $rc == skipped:* ]] || failed=1
+    printf '\033[1m== %s: %s in %ss ==\033[0m\n' "$name" "$(result "$rc" "exit ")" "$((SECONDS - start))"
 }
+
+result() { case $1 in 0) echo ok ;; skipped:*) echo "SKIPPED (${1#skipped:})" ;; *) echo "FAILED (${2:-}$1)" ;; esac; }
 
 stage lint make --no-print-directory lint
 stage typecheck make --no-print-directory typecheck
@@ -43,14 +50,16 @@ stage integration "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS tests/
 stage faults "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS tests/faults
 stage fuzz "$PY" -m pytest -q -p no:cacheprovider tests/fuzz
 stage e2e "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS tests/e2e
+stage invoke make --no-print-directory invoke
 stage stress "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS tests/stress
 
 printf '\n%-12s %8s  %s\n' stage seconds result
 total=0
 for i in "${!NAMES[@]}"; do
-    printf '%-12s %8s  %s\n' "${NAMES[$i]}" "${TIMES[$i]}" "$([[ ${RESULTS[$i]} == 0 ]] && echo ok || echo "FAILED (${RESULTS[$i]})")"
+    printf '%-12s %8s  %s\n' "${NAMES[$i]}" "${TIMES[$i]}" "$(result "${RESULTS[$i]}")"
     total=$((total + TIMES[i]))
 done
 printf '%-12s %8s\n' total "$total"
 printf '\ntests: %d passed, %d failed\n' "$passed" "$failed_tests"
+for skip in "${SKIPS[@]}"; do printf '\033[1;33mSKIPPED %s\033[0m\n' "$skip"; done
 exit $failed
