@@ -5,6 +5,7 @@ route does."""
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -41,6 +42,8 @@ from wallet.operator.api import (
 
 logger = Logger()
 metrics = Metrics()
+# Most operator requests count nothing (a read, a session): Powertools would warn on each flush without a metric.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 tracer = Tracer()
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
 
