@@ -2,7 +2,10 @@
 # Build the SAM application into a temporary directory and check what would be deployed:
 #   - the wallet layer holds python/wallet/ (every module of layers/wallet/wallet/) and its pinned dependencies;
 #   - every compiled extension in the layer is ARM aarch64 (the functions run on arm64), pydantic_core's above all;
-#   - each function (BillingFunction, GamesSyncFunction, GamePageFunction) holds its app.py and no wallet/ of its own.
+#   - every module of the layer has unchecked-hash bytecode for python3.13 (scripts/check_bytecode.py): /opt is
+#     read-only in Lambda, so a module without it is compiled again on every cold start;
+#   - each function (BillingFunction, GamesSyncFunction, GamePageFunction, OperatorFunction) holds its app.py and no
+#     wallet/ of its own.
 # Prints the unzipped and zipped sizes of the layer and of each function. Exits non-zero, loudly, on any failure.
 #
 # Usage (from the repository root, with the venv at .venv):  scripts/check_build.sh
@@ -53,7 +56,7 @@ if ! "$SAM" build --template-file template.yaml --build-dir "$BUILD_DIR/build" -
 fi
 
 LAYER="$BUILD_DIR/build/WalletLayer"
-FUNCTIONS=(BillingFunction GamesSyncFunction GamePageFunction)
+FUNCTIONS=(BillingFunction GamesSyncFunction GamePageFunction OperatorFunction)
 [[ -d "$LAYER/python" ]] || fail "the layer build has no python/ directory ($LAYER)"
 FUNCTION_DIRS=()
 for function in "${FUNCTIONS[@]}"; do
@@ -96,6 +99,9 @@ while IFS= read -r -d '' so; do
     description="$(file -b "$so")"
     [[ "$description" == *"ARM aarch64"* ]] || fail "not aarch64: ${so#"$LAYER"/} ($description)"
 done < <(find "$LAYER" "${FUNCTION_DIRS[@]}" -name '*.so*' -type f -print0)
+
+# Bytecode beside every module of the layer (layers/wallet/Makefile compiles it).
+"$PYTHON" scripts/check_bytecode.py "$LAYER/python" || fail "the layer ships modules without usable bytecode"
 
 # Each function ships only its handler; the shared code comes from the layer.
 for function in "${FUNCTIONS[@]}"; do

@@ -144,7 +144,8 @@ grep -qE '^  Architecture:' "$TEMPLATE" || {
 }
 OVERRIDES=("file://$PWD/parameters/local.yaml" Architecture=x86_64)
 # Its own process group (setsid), so that an early exit stops it and its pip children together.
-PYENV_VERSION=3.11.7:3.13.0 AWS_MAX_ATTEMPTS=1 SAM_CLI_TELEMETRY=0 setsid .venv/bin/sam build --template "$TEMPLATE" \
+# WALLET_LAYER_ARCH: the layer's wheels for the same architecture (layers/wallet/Makefile).
+WALLET_LAYER_ARCH=x86_64 PYENV_VERSION=3.11.7:3.13.0 AWS_MAX_ATTEMPTS=1 SAM_CLI_TELEMETRY=0 setsid .venv/bin/sam build --template "$TEMPLATE" \
     --build-dir "$BUILD/build" --cache-dir "$BUILD/cache" --cached --parameter-overrides "${OVERRIDES[@]}" \
     >"$WORK/sam-build.log" 2>&1 &
 SAM_BUILD_PID=$!
@@ -247,6 +248,8 @@ fi
 SAM_BUILD_PID=
 say "sam build (x86_64) into $BUILD/build: done in $((SECONDS - SAM_BUILD_START))s, beside the above" \
     "(log $WORK/sam-build.log)"
+# What the build ships is what counts: the layer carries its bytecode (else every cold start compiles it).
+.venv/bin/python scripts/check_bytecode.py "$BUILD/build/WalletLayer/python" || { say "the x86_64 layer has no bytecode"; exit 1; }
 PHASE_START=$SECONDS
 
 # --- 7. the events, the start-api round ----------------------------------------------------------------------------

@@ -447,3 +447,15 @@ def test_the_operator_api_outputs(template: dict[str, Any]) -> None:
         "https://${OperatorApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
     )
     assert outputs["OperatorApiInvokePolicyArn"]["Value"] == "OperatorApiInvokePolicy"  # !Ref: the policy's ARN
+
+
+def test_the_layer_is_built_with_bytecode_for_the_architecture_deployed(template: dict[str, Any]) -> None:
+    """layers/wallet/Makefile builds the layer (SAM's makefile build method): wheels for Lambda's platform and
+    unchecked-hash bytecode; scripts/check_build.sh and the invoke stage check the artifact itself."""
+    layer = template["Resources"]["WalletLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    makefile = (ROOT / "layers" / "wallet" / "Makefile").read_text()
+    assert "build-WalletLayer:" in makefile  # SAM runs the target named after the resource
+    assert "--invalidation-mode unchecked-hash" in makefile
+    assert "WALLET_LAYER_ARCH ?= arm64" in makefile  # the deployed default, as the template's Architecture
+    assert template["Parameters"]["Architecture"]["Default"] == "arm64"
