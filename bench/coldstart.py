@@ -48,6 +48,9 @@ PROBE = REPO_ROOT / "bench" / "coldstart_probe.py"
 FUNCTIONS = ("billing", "game_page", "games_sync")
 REQUIREMENTS = REPO_ROOT / "layers" / "wallet" / "requirements.txt"
 LAYER_CACHE = REPO_ROOT / ".local" / "bench-layer"
+# What `sam build` ships, for this machine's architecture: the x86_64 build `make invoke` leaves (its bytecode
+# included, layers/wallet/Makefile). Measured read-only (-B: nothing written, as on Lambda's /opt) when present.
+BUILT_LAYER = REPO_ROOT / ".local" / "sam-x86_64" / "build" / "WalletLayer" / "python"
 SALT_PARAMETER = "/wallet/bench/salt"
 SESSION_KEY_PARAMETER = "/wallet/bench/session-key"
 TOKEN = "cold." + "x" * 43  # a session token: <player>.<secret>
@@ -291,9 +294,25 @@ def measure(runs: int, functions: tuple[str, ...] = FUNCTIONS) -> dict[str, Any]
             [dev.run("billing", dev_environment(endpoint)) for _ in range(others)]
         )
         _, stderr, _ = probe.run("billing", env["billing"], importtime=True)
+        results.update(_built_layer_rows(python, version, env["billing"], work, runs))
     results["billing_top_imports"] = top_imports(stderr)
     results["billing_imports_of_interest"] = imports_of_interest(stderr)
     return results
+
+
+def _built_layer_rows(python: str, version: str, env: dict[str, str], work: Path, runs: int) -> dict[str, Any]:
+    """The billing's cold start from the built layer, read-only, with its bytecode and with the bytecode removed:
+    what the deployed layer costs, and what shipping bytecode saves."""
+    if version != "3.13" or not (BUILT_LAYER / "wallet").is_dir():
+        return {"billing_built": None, "billing_built_note": f"no built layer at {BUILT_LAYER} (run make invoke)"}
+    without = work / "built-without-bytecode"
+    shutil.copytree(BUILT_LAYER, without, ignore=shutil.ignore_patterns("__pycache__"))
+    rows: dict[str, Any] = {}
+    for name, layer in (("billing_built", BUILT_LAYER), ("billing_built_without_bytecode", without)):
+        probe = Probe(python, ["-S", "-B"], [str(layer)], work)
+        probe.run("billing", env)  # the page cache, as for the other rows (nothing is written: -B)
+        rows[name] = _median_row([probe.run("billing", env) for _ in range(runs)])
+    return rows
 
 
 # --- the -X importtime breakdown ----------------------------------------------------------------------------------
