@@ -313,7 +313,9 @@ valid_tags = st.one_of(
     ),
 )
 trx_ids = st.one_of(
-    st.text(TEXT, min_size=1, max_size=128),
+    # A lone surrogate cannot be UTF-8, so no provider can sign it (md5 over UTF-8): such trx_ids reach the wallet
+    # only unsigned, as the raw-body tests send them.
+    st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=128),
     st.uuids().map(str),
     st.integers(1, 10**30),
     st.sampled_from(["dup-1", "dup-2", "7", 7]),  # replays, and a string and an integer with the same text
