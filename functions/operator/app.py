@@ -120,12 +120,14 @@ def change_player(player_id: PlayerId, change: Annotated[PlayerChange, Body()]) 
             changes = parse_limit_changes({kind.value: periods for kind, periods in change.limits.items()})
         except ValueError as exc:
             raise OperatorError(str(exc)) from None
-        wallet.set_limits(player_id, changes, by=_caller(), ref=change.ref)
+        result = wallet.set_limits(player_id, changes, by=_caller(), ref=change.ref)
         metrics.add_metric(name="LimitChanges", unit=MetricUnit.Count, value=1)
     if change.status is not None:
         reason = change.reason or "set through the operator API"
-        wallet.set_status(player_id, change.status, reason, by=_caller(), ref=change.ref)
-    return _reply(200, player_view(wallet.account(player_id), wallet.clock()))
+        result = wallet.set_status(player_id, change.status, reason, by=_caller(), ref=change.ref)
+    # The account as the last change left it (or, for a replay, as it is now): no second read.
+    assert result.account is not None
+    return _reply(200, player_view(result.account, wallet.clock()))
 
 
 @app.post("/operator/players/<player_id>/sessions", responses=_responses(201, SessionView, 404, 409))
