@@ -33,8 +33,8 @@ os.environ.update(
     POWERTOOLS_SERVICE_NAME="wallet",
 )
 
-from tests.support import SALT, SESSION_KEY  # noqa: E402
-from wallet.bootstrap import Secrets, lambda_catalogue, lambda_settings, lambda_wallet, make_dynamodb_client  # noqa: E402
+from tests.support import SALT, SESSION_KEY, new_lambda_instance  # noqa: E402
+from wallet.bootstrap import Secrets, make_dynamodb_client  # noqa: E402
 from wallet.money.dynamodb import DynamoDBStore  # noqa: E402
 from wallet.money.wallet import Wallet  # noqa: E402
 from wallet.settings import Settings  # noqa: E402
@@ -55,11 +55,9 @@ _SESSION = boto3.session.Session(region_name="us-east-1")
 def fresh_lambda_wallet() -> Iterator[None]:
     """Each test's handlers build their wallet and catalogue anew (in its moto or DynamoDB Local), as a new Lambda
     instance would."""
-    for factory in (lambda_settings, lambda_wallet, lambda_catalogue):
-        factory.cache_clear()
+    new_lambda_instance()
     yield
-    for factory in (lambda_settings, lambda_wallet, lambda_catalogue):
-        factory.cache_clear()
+    new_lambda_instance()
 
 
 @pytest.fixture

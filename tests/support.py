@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -15,16 +16,49 @@ from typing import Any
 
 import requests
 
+from wallet.bootstrap import lambda_catalogue, lambda_settings, lambda_wallet
 from wallet.money.sign import compute_sign
 from wallet_local.front import (
     LambdaContext,  # noqa: F401 - re-exported for the tests and the bench
+    LocalFront,
+    Route,
     load_function,
     rest_event,
 )
 from wallet_local.process import LocalStackProcess, StackFailed
+from wallet_local.stack import OPERATOR_ROUTES
 
 SALT = "test-salt"
 SESSION_KEY = "test-session-key"
+
+
+@contextmanager
+def serving(front: LocalFront) -> Iterator[LocalFront]:
+    """`front` answering on its port from a thread for the block; shut down and closed after it."""
+    thread = threading.Thread(target=front.serve_forever, name="local-front", daemon=True)
+    thread.start()
+    try:
+        yield front
+    finally:
+        front.shutdown()  # waits for serve_forever
+        front.server_close()
+
+
+def new_lambda_instance() -> None:
+    """Forget what the handlers built on first use (settings, wallet, catalogue): the next request builds them again
+    from the environment, as a new Lambda instance would."""
+    for factory in (lambda_settings, lambda_wallet, lambda_catalogue):
+        factory.cache_clear()
+
+
+def operator_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
+    """The operator API's route for a request and its path parameters, as the front and API Gateway match them (an
+    unknown route: one of the path itself, which the function answers 404)."""
+    for route in OPERATOR_ROUTES:
+        parameters = route.match(method, path)
+        if parameters is not None:
+            return route, parameters
+    return Route(method, path, "operator", signed=True), {}
 
 
 @contextmanager

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -42,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support import SALT, SESSION_KEY
+from tests.support import SALT, SESSION_KEY, serving
 from wallet.bootstrap import Secrets, make_dynamodb_client
 from wallet.money.dynamodb import DynamoDBStore
 from wallet.money.limits import LimitKind, Period
@@ -134,11 +133,9 @@ def stack(dynamodb_local: DynamoDBLocal) -> Iterator[Stack]:
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "ERROR",
     }
-    saved_environment = {key: os.environ.get(key) for key in environment}
-    os.environ.update(environment)
-    front: LocalFront | None = None
-    serving: threading.Thread | None = None
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in environment.items():
+            env.setenv(key, value)
         settings_ = Settings(table_name=table, salt=SALT, session_key=SESSION_KEY)
         wallet = Wallet(
             DynamoDBStore(table, make_dynamodb_client(endpoint_url=dynamodb_local.endpoint)), Secrets(settings_)
@@ -155,20 +152,8 @@ def stack(dynamodb_local: DynamoDBLocal) -> Iterator[Stack]:
             max_instances=1,
             credentials=LocalCredentials(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, REGION),
         )
-        serving = threading.Thread(target=front.serve_forever, name="operator-fuzz-front", daemon=True)
-        serving.start()
-        with requests.Session() as http:
+        with serving(front), requests.Session() as http:
             yield Stack(front.url, wallet, http)
-    finally:
-        if front is not None:
-            if serving is not None:
-                front.shutdown()
-            front.server_close()
-        for key, value in saved_environment.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _assert_audit_clean(stack: Stack) -> None:

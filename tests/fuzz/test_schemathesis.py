@@ -10,8 +10,6 @@ schema-valid bodies with the live session and checks the money against the exact
 from __future__ import annotations
 
 import json
-import os
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.fuzz.oracle import game_uuid_model, has_wide_number, model_amount, parse_reply
-from tests.support import SALT, SESSION_KEY
+from tests.support import SALT, SESSION_KEY, serving
 from wallet.bootstrap import Secrets, make_dynamodb_client
 from wallet.money.dynamodb import DynamoDBStore
 from wallet.money.sign import compute_sign
@@ -89,11 +87,9 @@ def stack(dynamodb_local: DynamoDBLocal) -> Iterator[Stack]:
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "ERROR",
     }
-    saved_environment = {key: os.environ.get(key) for key in environment}
-    os.environ.update(environment)
-    front: LocalFront | None = None
-    serving: threading.Thread | None = None
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in environment.items():
+            env.setenv(key, value)
         settings_ = Settings(table_name=table, salt=SALT, session_key=SESSION_KEY)
         wallet = Wallet(
             DynamoDBStore(table, make_dynamodb_client(endpoint_url=dynamodb_local.endpoint)), Secrets(settings_)
@@ -103,20 +99,8 @@ def stack(dynamodb_local: DynamoDBLocal) -> Iterator[Stack]:
         # The front runs the handler in Lambda-like instances (spawned processes that import it with the environment
         # above); requests here come one at a time, so one instance is enough.
         front = LocalFront(("127.0.0.1", free_port()), [Route("POST", "/do", "billing")], max_instances=1)
-        serving = threading.Thread(target=front.serve_forever, name="fuzz-front", daemon=True)
-        serving.start()
-        with requests.Session() as http:
+        with serving(front), requests.Session() as http:
             yield Stack(front.url, wallet, session, http)
-    finally:
-        if front is not None:
-            if serving is not None:
-                front.shutdown()  # waits for serve_forever: only once it runs
-            front.server_close()
-        for key, value in saved_environment.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _check_http_reply(response: requests.Response | schemathesis.Response) -> dict[str, Any]:

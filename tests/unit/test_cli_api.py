@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.credentials import Credentials
 
-from tests.support import SALT, SESSION_KEY, LambdaContext, do_body, lambda_function
+from tests.support import SALT, SESSION_KEY, LambdaContext, do_body, lambda_function, operator_route
 from wallet.money.ledger import PlayerStatus, json_ready
 from wallet.money.limits import RAISE_DELAY_SECONDS, LimitKind, Period
 from wallet.money.mover import BillingContended, MoveStatus
@@ -39,8 +39,7 @@ from wallet.operator.remote import (
     entry_from_json,
     limits_from_json,
 )
-from wallet_local.front import Route, api_gateway_event
-from wallet_local.stack import OPERATOR_ROUTES
+from wallet_local.front import api_gateway_event
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -60,7 +59,7 @@ class InProcessApi:
 
     def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> ApiReply:
         self.requests.append((method, path, body, query))
-        route, parameters = _route(method, path)
+        route, parameters = operator_route(method, path)
         data = json.dumps(json_ready(body)).encode() if body is not None else b""
         wanted = {key: str(value) for key, value in (query or {}).items() if value is not None}
         event = api_gateway_event(
@@ -75,14 +74,6 @@ class InProcessApi:
             error = parsed.get("error", {}) if isinstance(parsed, dict) else {}
             raise ApiError(status, str(error.get("code", "http_error")), str(error.get("message")), parsed)
         return ApiReply(status, parsed)
-
-
-def _route(method: str, path: str) -> tuple[Route, dict[str, str]]:
-    for route in OPERATOR_ROUTES:
-        parameters = route.match(method, path)
-        if parameters is not None:
-            return route, parameters
-    return Route(method, path, "operator", signed=True), {}
 
 
 class Cli:

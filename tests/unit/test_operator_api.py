@@ -17,11 +17,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import boto3
 import pytest
 
-from tests.support import SALT, SESSION_KEY, LambdaContext, do_body, lambda_function
+from tests.support import SALT, SESSION_KEY, LambdaContext, do_body, lambda_function, operator_route
 from wallet.bootstrap import lambda_settings, lambda_wallet
 from wallet.money.ledger import PlayerStatus
 from wallet.money.operator_moves import MAX_HISTORY_PAGE
-from wallet_local.front import Route, api_gateway_event
+from wallet_local.front import api_gateway_event
 from wallet_local.stack import OPERATOR_ROUTES
 
 SITE = "https://play.example.com/site"
@@ -63,7 +63,7 @@ class Api:
     ) -> Reply:
         """One request as API Gateway hands it to the function: the route's resource and path parameters, the
         SigV4-authenticated caller in requestContext.identity."""
-        route, parameters = _route(method, path)
+        route, parameters = operator_route(method, path)
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
         headers = {"Content-Type": "application/json", "Host": "api.example.com"}
         event = api_gateway_event(route, parameters, method, path, urlencode(query or {}), headers, data, "203.0.113.7")
@@ -85,14 +85,6 @@ class Api:
         )
         assert reply.status == 201, reply
         return reply
-
-
-def _route(method: str, path: str) -> tuple[Route, dict[str, str]]:
-    for route in OPERATOR_ROUTES:
-        parameters = route.match(method, path)
-        if parameters is not None:
-            return route, parameters
-    return Route(method, path, "operator", signed=True), {}
 
 
 @pytest.fixture

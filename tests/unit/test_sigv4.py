@@ -5,7 +5,6 @@ is refused, and through the local front an unsigned request gets 403 and never r
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.support import serving
 from wallet.operator.client import ApiError, OperatorClient
 from wallet_local.dynamodb_local import free_port
 from wallet_local.front import LocalFront
@@ -324,13 +324,8 @@ def front() -> Iterator[Front]:
     server.instances.shutdown()  # no process was started: nothing was submitted yet
     reached = RecordingInstances()
     server.instances = reached  # type: ignore[assignment]
-    serving = threading.Thread(target=server.serve_forever, name="sigv4-front", daemon=True)
-    serving.start()
-    try:
+    with serving(server):
         yield Front(server.url, reached)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.parametrize(
@@ -399,10 +394,7 @@ def test_the_real_function_behind_the_front(monkeypatch: pytest.MonkeyPatch) -> 
     (which needs no table) is answered by it; the same request unsigned is not."""
     monkeypatch.setenv("WALLET_TABLE", "wallet-unused")
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    server = LocalFront(("127.0.0.1", free_port()), OPERATOR_ROUTES, max_instances=1)
-    serving = threading.Thread(target=server.serve_forever, name="sigv4-real-front", daemon=True)
-    serving.start()
-    try:
+    with serving(LocalFront(("127.0.0.1", free_port()), OPERATOR_ROUTES, max_instances=1)) as server:
         unsigned = requests.get(server.url + "/operator/openapi.json", timeout=60)
         assert unsigned.status_code == 403
         reply = OperatorClient(server.url, region=LOCAL.region, credentials=KEYS, timeout=60).call(
@@ -410,6 +402,3 @@ def test_the_real_function_behind_the_front(monkeypatch: pytest.MonkeyPatch) -> 
         )
         assert reply.status == 200
         assert "/operator/players/{player_id}/deposits" in reply.body["paths"]
-    finally:
-        server.shutdown()
-        server.server_close()

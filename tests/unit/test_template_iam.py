@@ -46,8 +46,16 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body, lambda_function
-from wallet.bootstrap import Secrets, lambda_catalogue, lambda_settings, lambda_wallet
+from tests.support import (
+    SALT,
+    SESSION_KEY,
+    LambdaContext,
+    api_gateway_event,
+    do_body,
+    lambda_function,
+    new_lambda_instance,
+)
+from wallet.bootstrap import Secrets
 from wallet.money.dynamodb import DynamoDBStore
 from wallet.money.wallet import Wallet
 from wallet.settings import Settings
@@ -772,8 +780,7 @@ def cold_start(stack: Stack, function_id: str, scenario: str, **overrides: str) 
                 env.setenv(name, value)
         RECORDER.function, RECORDER.scenario = function_id, scenario
         # A new instance builds its own wallet and catalogue, in this scenario's environment.
-        for factory in (lambda_settings, lambda_wallet, lambda_catalogue):
-            factory.cache_clear()
+        new_lambda_instance()
         try:
             with lambda_function(translated().code_dirs[function_id]) as (module, _):
                 yield module
