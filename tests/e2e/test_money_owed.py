@@ -64,7 +64,12 @@ def assert_audit_clean(stack: LocalStack, result: CliResult) -> None:
     rc, report = result
     if rc != 0:
         done = subprocess.run(
-            [str(WALLET), "audit"], env=stack.env, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
+            [str(WALLET), "audit", "--scan"],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+            check=False,
         )
         raise AssertionError(f"wallet audit exited {rc}: {done.stdout or done.stderr}")
     assert report["clean"] is True, report
@@ -190,7 +195,7 @@ def test_betting_round_settles_on_the_replaced_session(stack: LocalStack) -> Non
         ["history", player.player, "--limit", "1000"],
         ["round", round_id],
         ["round", other_id],
-        ["audit"],
+        ["audit", "--scan"],
     )
     account, history, entries, other_entries = map(output, (account, history, entries, other_entries))
     assert (account["balance"], account["status"]) == (9975, "active")
@@ -252,7 +257,7 @@ def test_slot_win_lands_after_the_session_expired(short_stack: ShortStack) -> No
     assert games.balance(demo_session).reply == NOT_FOUND  # the demo session ran out as well
 
     account, history, entries, audit = stack.cli_batch(
-        ["balance", player.player], ["history", player.player], ["round", str(tag["game_uuid"])], ["audit"]
+        ["balance", player.player], ["history", player.player], ["round", str(tag["game_uuid"])], ["audit", "--scan"]
     )
     account, history, entries = map(output, (account, history, entries))
     assert account["balance"] == 10150
@@ -292,7 +297,9 @@ def test_win_lands_on_a_revoked_session(stack: LocalStack) -> None:
     # Logging in again gives a session that bets.
     assert games.call(output(fresh)["session"], minus=300, tag=slot_tag()).reply == ok(10000)
 
-    entries, history, audit = stack.cli_batch(["round", str(tag["game_uuid"])], ["history", player.player], ["audit"])
+    entries, history, audit = stack.cli_batch(
+        ["round", str(tag["game_uuid"])], ["history", player.player], ["audit", "--scan"]
+    )
     assert moves(output(entries)) == [("bet", 200, 0), ("win", 0, 500)]
     assert ledger_sum(output(history)) == 10000
     assert len(output(history)) == 4  # opening, bet, win, the new bet
@@ -352,7 +359,7 @@ def test_status_change_mid_round(stack: LocalStack) -> None:
         ["balance", player.player],
         ["history", player.player],
         ["round", late_id],
-        ["audit"],
+        ["audit", "--scan"],
     )
     assert (output(withdrawal)["status"], output(withdrawal)["balance"]) == ("applied", 0)
     assert output(withdrawal)["entry"]["kind"] == "withdrawal"

@@ -85,7 +85,12 @@ def _moves(entries: list[dict[str, Any]]) -> list[tuple[str, Decimal, Decimal]]:
 
 def _assert_audit_clean(stack: LocalStack) -> None:
     done = subprocess.run(
-        [str(WALLET), "audit"], env=stack.env, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
+        [str(WALLET), "audit", "--scan"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
     )
     assert done.returncode == 0, done.stdout or done.stderr
     report = json.loads(done.stdout)

@@ -451,7 +451,7 @@ def test_ten_thousand_requests_from_32_clients_match_the_model(stack: Stack) -> 
 
     # `wallet audit`, as the operator runs it against the stack.
     done = subprocess.run(
-        [str(WALLET), "audit"], env=stack.cli_env(), capture_output=True, text=True, timeout=120, check=False
+        [str(WALLET), "audit", "--scan"], env=stack.cli_env(), capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
+from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from tests.support import do_body
+from tests.unit.test_ledger_sql import build_book
+from wallet.money.dynamodb import account_key
+from wallet.money.ledger import utc_now_iso
 from wallet.money.wallet import Wallet
 from wallet.operator.cli import main
 from wallet_local.cli import main as wallet_command
@@ -277,3 +285,153 @@ def test_player_status_with_a_ref_is_recorded_once(cli: Cli) -> None:
     assert "used before" in cli.fails("player", "status", "p1", "closed", "--reason", "other", "--ref", "case-77")
     assert "ref must be" in cli.fails("player", "status", "p1", "closed", "--reason", "x", "--ref", "bad ref")
     assert cli.wallet.account("p1").status.value == "suspended"
+
+
+# --- audit and report: SQL over the ledger archive (wallet.operator.ledger_sql) ---------------------------------------
+
+
+def _reading(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, Any]:
+    """`wallet audit/report ...` with no table at all: (exit code, stdout JSON, stderr JSON)."""
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if out.strip() else None, json.loads(err) if err.strip() else None
+
+
+@pytest.fixture
+def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The known archive of test_ledger_sql in WALLET_ARCHIVE_DIR, and no table or Athena settings."""
+    build_book().write(tmp_path)
+    monkeypatch.setenv("WALLET_ARCHIVE_DIR", str(tmp_path))
+    for name in ("WALLET_ATHENA_WORKGROUP", "WALLET_ATHENA_DATABASE", "WALLET_TABLE"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_report_runs_the_sql_on_duckdb_over_the_archive(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _reading(capsys, "report", "--open-minutes", "0")
+    assert (code, err) == (0, None)
+    assert set(out) == {"generated_at", "open_minutes", "ggr", "games", "open_rounds"}
+    assert out["ggr"][0] == {
+        "day": "2026-12-01",
+        "game_id": "slot_a",
+        "currency": "FUN",
+        "bets": "14",
+        "wins": "31",
+        "ggr": "-17",
+    }
+    assert [(g["game_id"], g["currency"], g["players"]) for g in out["games"]] == [
+        ("slot_a", "EUR", 1),
+        ("slot_a", "FUN", 2),
+        ("slot_b", "FUN", 1),
+    ]
+    assert [(r["game_uuid"], r["player"], r["bet"]) for r in out["open_rounds"]] == [
+        ("r5", "carol", "2"),
+        ("r2", "alice", "5"),
+    ]
+    assert out["open_minutes"] == 0
+
+
+def test_audit_runs_the_sql_and_exits_1_on_a_violation(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _reading(capsys, "audit")
+    assert (code, err) == (0, None)
+    assert out == {"clean": True, "players": 4, "entries": 14, "total_balance": "188", "violations": [], "warnings": []}
+    tampered = build_book()
+    tampered.players["alice"].rows[2]["plus"] = Decimal(2500)
+    tampered.write(archive / "other")
+    code, out, err = _reading(capsys, "audit", "--archive", str(archive / "other"))
+    assert (code, err) == (1, None)
+    assert out["clean"] is False
+    assert [v.split(":")[1].strip() for v in out["violations"]] == ["arithmetic", "chain_broken"]
+
+
+def test_archive_option_and_engine_choice(
+    archive: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path_factory: Any
+) -> None:
+    empty = tmp_path_factory.mktemp("empty-archive")
+    monkeypatch.setenv("WALLET_ATHENA_WORKGROUP", "wallet-reports")  # --archive and --engine duckdb mean DuckDB
+    assert _reading(capsys, "report", "--archive", str(empty))[1]["ggr"] == []
+    assert _reading(capsys, "audit", "--engine", "duckdb")[1]["entries"] == 14
+
+
+def test_athena_by_default_when_a_workgroup_is_set(
+    archive: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto import mock_aws
+    from moto.athena.models import athena_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    monkeypatch.setenv("WALLET_ATHENA_WORKGROUP", "wallet-reports")
+    monkeypatch.setenv("WALLET_ATHENA_DATABASE", "wallet_ledger")
+    with mock_aws():
+        boto3.client("athena", region_name="us-east-1").create_work_group(Name="wallet-reports")
+        code, out, err = _reading(capsys, "report")  # moto runs nothing: every query comes back empty
+        executions = list(athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].executions.values())
+    assert (code, err) == (0, None)
+    assert (out["ggr"], out["games"], out["open_rounds"]) == ([], [], [])
+    assert len(executions) == 3
+    assert {(e.workgroup.name, e.context["Database"]) for e in executions} == {("wallet-reports", "wallet_ledger")}
+    assert [e.execution_parameters for e in executions if e.execution_parameters] == [[out_cutoff(out)]]
+
+
+def out_cutoff(report: dict[str, Any]) -> str:
+    """The open_rounds cutoff the report sent: generated_at minus --open-minutes (60), as an Athena literal."""
+    generated = datetime.fromisoformat(report["generated_at"].replace("Z", "+00:00"))
+    return "'" + utc_now_iso((generated - timedelta(minutes=60)).timestamp()) + "'"
+
+
+def test_report_html_writes_the_page(
+    archive: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    written: list[tuple[Path, dict[str, Any]]] = []
+    page = types.ModuleType("wallet.operator.html_report")
+    page.write_html_report = lambda path, report: written.append((path, report))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "wallet.operator.html_report", page)
+    code, out, _ = _reading(capsys, "report", "--html", str(tmp_path / "report.html"))
+    assert code == 0
+    assert written == [(tmp_path / "report.html", out)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (("report",), {}, "set WALLET_ARCHIVE_DIR (or --archive DIR)"),
+        (("audit",), {}, "or WALLET_ATHENA_WORKGROUP for athena"),
+        (("report", "--archive", "/no/such/archive"), {}, "/no/such/archive does not exist"),
+        (("audit",), {"WALLET_ARCHIVE_DIR": "/no/such/archive"}, "does not exist"),
+        (("report", "--engine", "athena"), {}, "set WALLET_ATHENA_WORKGROUP"),
+        (("audit",), {"WALLET_ATHENA_WORKGROUP": "wg"}, "set WALLET_ATHENA_DATABASE"),
+        (("report", "--open-minutes", "-1"), {"WALLET_ARCHIVE_DIR": "."}, "--open-minutes must not be negative"),
+        (("audit", "--scan", "--engine", "duckdb"), {}, "--scan checks the live table"),
+    ],
+)
+def test_reading_errors(
+    argv: tuple[str, ...],
+    environ: dict[str, str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("WALLET_ARCHIVE_DIR", "WALLET_ATHENA_WORKGROUP", "WALLET_ATHENA_DATABASE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = _reading(capsys, *argv)
+    assert (code, out) == (2, None)
+    assert message in err["error"]
+
+
+def test_audit_scan_checks_the_live_table(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WALLET_ARCHIVE_DIR", raising=False)
+    out = cli.ok("audit", "--scan")
+    assert (out["clean"], out["players"], out["entries"], out["total_balance"]) == (True, 1, 1, "1000")
+    store: Any = cli.wallet.store
+    store.client.update_item(  # the balance changed behind the ledger's back
+        TableName=store.table_name,
+        Key=account_key("p1"),
+        UpdateExpression="SET balance = :b",
+        ExpressionAttributeValues={":b": {"N": "5"}},
+    )
+    code, out, _ = cli.run("audit", "--scan")
+    assert code == 1
+    assert out["violations"]

@@ -12,6 +12,7 @@ import shlex
 import urllib.error
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -264,14 +265,18 @@ def test_by_is_refused_through_the_api(
     assert wallet.account("p1").version == 0
 
 
-def test_audit_and_report_stay_direct(wallet: Wallet, player: tuple[str, str], capsys: Any, monkeypatch: Any) -> None:
+def test_audit_and_report_stay_direct(
+    wallet: Wallet, player: tuple[str, str], capsys: Any, monkeypatch: Any, tmp_path: Path
+) -> None:
     monkeypatch.setenv("WALLET_API_URL", API_URL)
+    monkeypatch.setenv("WALLET_ARCHIVE_DIR", str(tmp_path))
 
     def no_api(url: str) -> ApiWallet:
         raise AssertionError(f"audit went to {url}")
 
-    assert main(["audit"], wallet_factory=lambda: wallet, api_factory=no_api) == 0
+    assert main(["audit", "--scan"], wallet_factory=lambda: wallet, api_factory=no_api) == 0
     assert json.loads(capsys.readouterr().out)["clean"] is True
+    assert main(["audit"], wallet_factory=lambda: wallet, api_factory=no_api) == 0
     assert main(["report"], wallet_factory=lambda: wallet, api_factory=no_api) == 0
 
 

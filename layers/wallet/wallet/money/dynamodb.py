@@ -83,7 +83,7 @@ class DynamoDBStore:
 
     def get_account(self, player_id: str) -> Account | None:
         item = self._get_item(account_key(player_id))
-        return _account_from_item(item) if item else None
+        return account_from_item(item) if item else None
 
     def get_session(self, player_id: str, token_hash: str) -> SessionRecord | None:
         """A session we issued to this player, while its record is kept (strongly consistent), or None."""
@@ -118,8 +118,8 @@ class DynamoDBStore:
             raise StoreUnavailable(_describe(exc)) from exc
         account_item, entry_item = (cast(dict[str, Any], r).get("Item") for r in response["Responses"])
         return (
-            _account_from_item(account_item) if account_item else None,
-            _entry_from_item(entry_item) if entry_item else None,
+            account_from_item(account_item) if account_item else None,
+            entry_from_item(entry_item) if entry_item else None,
         )
 
     def history(self, player_id: str, limit: int = 100) -> list[LedgerEntry]:
@@ -161,7 +161,7 @@ class DynamoDBStore:
         page = items[:limit]
         more = len(items) > limit
         next_cursor = _encode_cursor(page[-1]) if more and page else None
-        return [_entry_from_item(item) for item in page], next_cursor
+        return [entry_from_item(item) for item in page], next_cursor
 
     def round_entries(self, game_uuid: str) -> list[LedgerEntry]:
         """A round's entries (bet, cancels, win), oldest first."""
@@ -169,11 +169,11 @@ class DynamoDBStore:
 
     def iter_accounts(self) -> Iterator[Account]:
         for item in self._scan("begins_with(pk, :prefix) AND sk = :sk", "PLAYER#", ACCOUNT_SK):
-            yield _account_from_item(item)
+            yield account_from_item(item)
 
     def iter_entries(self) -> Iterator[LedgerEntry]:
         for item in self._scan("begins_with(pk, :prefix) AND begins_with(sk, :sk)", "ENTRY#", ENTRY_SK):
-            yield _entry_from_item(item)
+            yield entry_from_item(item)
 
     # --- writes -------------------------------------------------------------------------------------------------
 
@@ -329,7 +329,7 @@ class DynamoDBStore:
                 reasons = _cancellation_reasons(exc)
                 if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
                     old = reasons[0].get("Item")
-                    return AccountNotActive(_account_from_item(old).status) if old else NoSuchAccount()
+                    return AccountNotActive(account_from_item(old).status) if old else NoSuchAccount()
             raise StoreUnavailable(_describe(exc)) from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(_describe(exc)) from exc
@@ -379,7 +379,7 @@ class DynamoDBStore:
                 if limit is not None:
                     kwargs["Limit"] = limit - len(entries)
                 response = self.client.query(**kwargs)
-                entries.extend(_entry_from_item(item) for item in response.get("Items", []))
+                entries.extend(entry_from_item(item) for item in response.get("Items", []))
                 start = response.get("LastEvaluatedKey")
                 if not start or (limit is not None and len(entries) >= limit):
                     return entries
@@ -423,7 +423,7 @@ def _account_item(account: Account) -> dict[str, Any]:
     return item
 
 
-def _account_from_item(item: dict[str, Any]) -> Account:
+def account_from_item(item: dict[str, Any]) -> Account:
     # Read by hand rather than with TypeDeserializer: this runs on every request.
     return Account(
         player_id=item["player_id"]["S"],
@@ -531,7 +531,7 @@ def _entry_item(entry: LedgerEntry) -> dict[str, Any]:
     return item
 
 
-def _entry_from_item(item: dict[str, Any]) -> LedgerEntry:
+def entry_from_item(item: dict[str, Any]) -> LedgerEntry:
     tag = _deserializer.deserialize(item["tag"]) if "tag" in item else {}
     return LedgerEntry(
         source=Source(item["source"]["S"]),
@@ -559,9 +559,9 @@ def _cancelled_outcome(exc: ClientError) -> WriteOutcome:
         raise StoreUnavailable(f"transaction cancelled without reasons: {codes}") from exc
     entry_code, account_code = codes
     account_changed = account_code == "ConditionalCheckFailed" and reasons[1].get("Item")
-    latest = _account_from_item(reasons[1]["Item"]) if account_changed else None
+    latest = account_from_item(reasons[1]["Item"]) if account_changed else None
     if entry_code == "ConditionalCheckFailed":
-        existing = _entry_from_item(reasons[0]["Item"]) if reasons[0].get("Item") else None
+        existing = entry_from_item(reasons[0]["Item"]) if reasons[0].get("Item") else None
         return DuplicateEntry(existing, latest)
     if account_code == "ConditionalCheckFailed":
         return StaleAccount(latest)

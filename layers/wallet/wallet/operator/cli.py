@@ -7,20 +7,27 @@ With WALLET_API_URL set, the player, session, deposit, withdraw, balance, histor
 operator API (SigV4 with boto3's credentials; wallet.operator.remote) and print the same JSON; without it they talk
 to the table directly, the operator's break-glass path. `audit`, `report` and `games sync` always work directly.
 `wallet api METHOD PATH [JSON]` sends one signed request of your own (or prints it as a curl command).
+
+`wallet report` and `wallet audit` read the ledger archive, not the live table: SQL on Athena when
+WALLET_ATHENA_WORKGROUP (and WALLET_ATHENA_DATABASE) is set, else on DuckDB over the local archive in
+WALLET_ARCHIVE_DIR (`--engine` and `--archive` choose; wallet.operator.ledger_sql). `wallet audit --scan` is the
+whole-table check of the live table instead, for a small table or a restored copy.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import json
 import os
 import shlex
 import sys
 import urllib.error
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -36,8 +43,9 @@ from wallet.money.operator_moves import OperatorError
 from wallet.money.sessions import InvalidPlayerId
 from wallet.money.store import StoreUnavailable
 from wallet.money.wallet import Wallet
+from wallet.operator import ledger_sql
 from wallet.operator.api import parse_json
-from wallet.operator.audit import AuditReport, audit_store, report_store
+from wallet.operator.audit import AuditReport, audit_store
 from wallet.operator.client import ApiError, OperatorClient
 from wallet.operator.remote import API_URL_VARIABLE, ApiFailure, ApiWallet
 from wallet.settings import Settings
@@ -187,16 +195,44 @@ def _round(wallet: Operations, args: argparse.Namespace) -> Any:
     return [entry.as_json() for entry in wallet.round(args.game_uuid)]
 
 
-def _audit(wallet: Wallet, args: argparse.Namespace) -> Any:
-    del args
-    return audit_store(wallet.store)
+def _audit(args: argparse.Namespace, wallet: Callable[[], Operations]) -> Any:
+    if args.scan:
+        if args.engine or args.archive:
+            raise OperatorError("--scan checks the live table: it takes no --engine or --archive")
+        live = wallet()
+        assert isinstance(live, Wallet)  # audit and report are never remote
+        return audit_store(live.store)
+    return ledger_sql.audit(_engine(args))
 
 
-def _report(wallet: Wallet, args: argparse.Namespace) -> Any:
+def _report(args: argparse.Namespace, wallet: Callable[[], Operations]) -> Any:
+    del wallet  # the report reads the archive, never the live table
     if args.open_minutes < 0:
         raise OperatorError("--open-minutes must not be negative")
-    now = datetime.fromtimestamp(wallet.clock(), UTC)
-    return report_store(wallet.store, now, timedelta(minutes=args.open_minutes))
+    result = ledger_sql.report(_engine(args), datetime.now(UTC), args.open_minutes)
+    if args.html is not None:
+        try:  # by name: the page's charting library is in the `analytics` extra, like the engines
+            html_report = importlib.import_module("wallet.operator.html_report")
+        except ImportError as exc:
+            raise OperatorError(f"--html: the HTML report is not available here: {exc}") from None
+        html_report.write_html_report(args.html, result)
+    return result
+
+
+def _engine(args: argparse.Namespace) -> ledger_sql.Engine:
+    """DuckDB or Athena as the options and the environment say (duckdb and jinja2 load only when a query runs)."""
+    return ledger_sql.open_engine(args.engine, args.archive)
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=["duckdb", "athena"],
+        help="where the SQL runs (default: athena when WALLET_ATHENA_WORKGROUP is set, else duckdb)",
+    )
+    parser.add_argument(
+        "--archive", type=Path, metavar="DIR", help="duckdb: the local archive folder (default: WALLET_ARCHIVE_DIR)"
+    )
 
 
 def build_parser(more_commands: Sequence[Callable[[Any], None]] = ()) -> argparse.ArgumentParser:
@@ -225,12 +261,20 @@ def build_parser(more_commands: Sequence[Callable[[Any], None]] = ()) -> argpars
     round_.add_argument("game_uuid")
     round_.set_defaults(run=_round, remote=True)
 
-    audit = commands.add_parser("audit", help="check every money invariant over the table; exit 1 on a violation")
-    audit.set_defaults(run=_audit)
+    audit = commands.add_parser(
+        "audit", help="check every money invariant and the chain over the ledger archive; exit 1 on a violation"
+    )
+    _add_engine_options(audit)
+    audit.add_argument(
+        "--scan", action="store_true", help="check the live table with a whole-table scan instead (small tables only)"
+    )
+    audit.set_defaults(run_reading=_audit)
 
-    report = commands.add_parser("report", help="open rounds and GGR per day and game")
+    report = commands.add_parser("report", help="GGR per day and game, games, open rounds (from the ledger archive)")
+    _add_engine_options(report)
     report.add_argument("--open-minutes", type=int, default=60, help="a bet with nothing after it for this long")
-    report.set_defaults(run=_report)
+    report.add_argument("--html", type=Path, metavar="FILE", help="also write the report as one page with charts")
+    report.set_defaults(run_reading=_report)
 
     games = commands.add_parser("games", help="the games catalogue").add_subparsers(dest="games_command", required=True)
     sync = games.add_parser("sync", help="fetch games_config, publish it to S3 if changed, invalidate CloudFront")
@@ -372,8 +416,10 @@ def main(
     if getattr(args, "games_sync", False):
         return _games_sync(args.url)
     try:
-        wallet = _wallet_for(args, wallet_factory, api_factory)
-        result = args.run(wallet, args)
+        if getattr(args, "run_reading", None) is not None:  # audit, report: the live table only for `audit --scan`
+            result = args.run_reading(args, lambda: _wallet_for(args, wallet_factory, api_factory))
+        else:
+            result = args.run(_wallet_for(args, wallet_factory, api_factory), args)
     except ValidationError as exc:
         fields = ", ".join(str(err["loc"][0]) for err in exc.errors() if err["loc"])
         return _fail(f"invalid settings ({fields}): set WALLET_TABLE and the secrets' variables")
@@ -381,6 +427,8 @@ def main(
         return _fail(str(exc))
     except StoreUnavailable as exc:
         return _fail(f"database unavailable: {exc}")
+    except ledger_sql.EngineError as exc:
+        return _fail(str(exc))
     except BillingContended:
         return _fail("the player's account is busy (many movements at this moment): nothing changed, try again")
     if isinstance(result, AuditReport):
