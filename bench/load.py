@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench import floor
 from bench.baseline import NaiveBilling
 from bench.common import (
     SALT,
@@ -152,6 +153,7 @@ def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int
     hot_ours = create_players(wallet, "hot-ip", 1)
     base_sessions = baseline_players(endpoint, players, "base")
     hot_base = baseline_players(endpoint, 1, "hot-base")
+    floor_players = floor.create_accounts(floor.bare_client(endpoint), LOCAL_TABLE, "floor", players)
 
     def each(requests: int, clients: int) -> int:
         return max(1, requests // clients)
@@ -160,8 +162,10 @@ def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int
     http_load(stack.url, e2e_sessions, 4, 25)
     wallet_load(endpoint, ours_sessions, 4, 25)
     baseline_load(endpoint, base_sessions, 4, 25)
+    floor.floor_load(endpoint, LOCAL_TABLE, floor_players, 4, 25)
 
     out: dict[str, Any] = {"e2e": [], "e2e_hot": [], "ours": [], "baseline": [], "ours_hot": [], "baseline_hot": []}
+    out |= {"floor": [], "ours_vs_floor": []}
     before = stack.pool_full_warnings
     for clients, requests in levels.items():
         out["e2e"].append(http_load(stack.url, e2e_sessions, clients, each(requests, clients)).summary())
@@ -169,8 +173,18 @@ def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int
         out["e2e_hot"].append(http_load(stack.url, hot_e2e, clients, each(requests, clients)).summary())
     out["front_pool_full_warnings"] = stack.pool_full_warnings - before
     for clients, requests in levels.items():
-        out["ours"].append(wallet_load(endpoint, ours_sessions, clients, each(requests, clients)).summary())
-        out["baseline"].append(baseline_load(endpoint, base_sessions, clients, each(requests, clients)).summary())
+        # The floor (bench/floor.py) around ours, twice in A-B-B-A order; the better run of each is kept, so that a
+        # burst of other work on the machine during one run does not decide the ratio.
+        n = each(requests, clients)
+        floor_a = floor.floor_load(endpoint, LOCAL_TABLE, floor_players, clients, n).summary()
+        ours_a = wallet_load(endpoint, ours_sessions, clients, n).summary()
+        out["ours"].append(ours_a)
+        out["baseline"].append(baseline_load(endpoint, base_sessions, clients, n).summary())
+        ours_b = wallet_load(endpoint, ours_sessions, clients, n).summary()
+        floor_b = floor.floor_load(endpoint, LOCAL_TABLE, floor_players, clients, n).summary()
+        out["floor"].append(max(floor_a, floor_b, key=lambda r: r["rps"]))
+        out["ours_vs_floor"].append(max(ours_a, ours_b, key=lambda r: r["rps"]))
+    out["floor_ratio"] = floor.ratios(out["ours_vs_floor"], out["floor"])
     for clients, requests in hot_levels.items():
         out["ours_hot"].append(wallet_load(endpoint, hot_ours, clients, each(requests, clients)).summary())
         out["baseline_hot"].append(baseline_load(endpoint, hot_base, clients, each(requests, clients)).summary())

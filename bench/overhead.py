@@ -14,7 +14,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.stub import Stubber
@@ -35,18 +35,24 @@ PLAYER = "overhead"
 TOKEN = f"{PLAYER}.c2Vzc2lvbi1zZWNyZXQtZm9yLXRoZS1iZW5jaG1hcmstMDAwMDAwMDAwMDA"
 
 
-def load_billing_module(name: str = "bench_billing_app") -> Any:
-    from wallet_local.front import import_file
-
+@contextlib.contextmanager
+def _handler_environment() -> Iterator[None]:
     saved = dict(os.environ)
     for key in HANDLER_ENV_DROP:
         os.environ.pop(key, None)
     os.environ.update(handler_environment())
     try:
-        return import_file(name, REPO_ROOT / "functions" / "billing" / "app.py")
+        yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def load_billing_module(name: str = "bench_billing_app") -> Any:
+    from wallet_local.front import import_file
+
+    with _handler_environment():
+        return import_file(name, REPO_ROOT / "functions" / "billing" / "app.py")
 
 
 def _timed(function: Callable[..., Any], samples: list[int]) -> Callable[..., Any]:
@@ -63,7 +69,8 @@ def _timed(function: Callable[..., Any], samples: list[int]) -> Callable[..., An
 def measure(requests: int, warmup: int) -> dict[str, Any]:
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         module = load_billing_module()
-        wallet = module.lambda_wallet()
+        with _handler_environment():  # the wallet reads its settings from the environment on first use
+            wallet = module.lambda_wallet()
         stubber = Stubber(wallet.store.client)
         stubber.activate()
         account = stub_account_item(PLAYER, TOKEN)
