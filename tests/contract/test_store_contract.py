@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.contract.conftest import stored_purge_at
-from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source
+from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source, canonical_tag, chain_hash
 from wallet.money.limits import Counter, Counters, Limit, LimitKind, Limits, Period
 from wallet.money.sessions import SessionRecord
 from wallet.money.store import (
@@ -827,3 +827,84 @@ def test_an_invalid_cursor_raises_invalid_cursor(store: WalletStore, cursor: str
     _play(store)
     with pytest.raises(InvalidCursor):
         store.history_page("p1", 2, cursor)
+
+
+# --- the chain: hashes and the head, through each store's round trip ------------------------------------------------
+
+# What the table hands back differs from what was written (every number a Decimal, "1.50" as 1.5, map keys in an
+# order of its own): the chain hashes the canonical tag, so the entry read back must hash the same.
+CHAIN_TAG = {
+    **TAG,
+    "amounts": [Decimal("1.50"), Decimal("100.00"), Decimal("1E+2"), Decimal("-0.25"), 10**20, 0],
+    "ключ": {"z": [{"y": Decimal("0.00000001")}], "a": "日本 \U0001f600"},
+}
+
+
+def chained(entry: LedgerEntry, previous: str) -> LedgerEntry:
+    return replace(entry, chain_hash=chain_hash(entry, previous))
+
+
+def rehashed(entry: LedgerEntry, previous: str) -> str:
+    """The hash of an entry as read back, recomputed (what the audit does)."""
+    return chain_hash(replace(entry, chain_hash=""), previous)
+
+
+def test_the_chain_survives_the_round_trip(store: WalletStore) -> None:
+    new = account(balance=Decimal("12.5"))
+    first = chained(replace(opening(new), tag=CHAIN_TAG), "")
+    new = replace(new, chain_head=first.chain_hash)
+    assert store.create_account(new, first) is True
+    assert store.get_account("p1") == new
+    read = store.get_account("p1")
+    assert read is not None and read.chain_head == first.chain_hash
+
+    bet = chained(replace(move(read, "t-1", "2.5"), tag={**CHAIN_TAG, "game_uuid": "R-1"}), read.chain_head)
+    assert store.record(bet, read) == Applied()
+    after = moved(read, bet, chain_head=bet.chain_hash)
+    win = chained(move(after, "t-2", 0, "0.75", at="2026-01-01T00:00:02.000000Z"), after.chain_head)
+    assert store.record(win, after) == Applied()
+    last = moved(after, win, chain_head=win.chain_hash)
+    assert store.get_account("p1") == last
+    assert list(store.iter_accounts()) == [last]
+
+    written = [first, bet, win]
+    for found in (
+        sorted(store.history("p1"), key=lambda e: e.account_version),
+        sorted(store.iter_entries(), key=lambda e: e.account_version),
+        [first, *store.round_entries("R-1")],
+        [store.get_account_and_entry("p1", e.source, e.trx_id)[1] for e in written],
+    ):
+        assert [e.chain_hash if e else None for e in found] == [e.chain_hash for e in written]
+        previous = ""
+        for entry in found:
+            assert entry is not None
+            assert rehashed(entry, previous) == entry.chain_hash, entry.entry_id
+            assert canonical_tag(entry.tag) == canonical_tag(written[entry.account_version].tag)
+            previous = entry.chain_hash
+    assert store.get_account_and_entry("p1", Source.GAME, "t-2") == (last, win)
+
+
+def test_the_head_is_the_last_entry_s_hash(store: WalletStore) -> None:
+    read = created(store)
+    assert read.chain_head == ""
+    bet = chained(move(read, "t-1", 1), "")
+    assert store.record(bet, read) == Applied()
+    assert store.get_account("p1") == moved(read, bet, chain_head=bet.chain_hash)
+
+
+def test_a_refused_write_reports_the_chain_as_stored(store: WalletStore) -> None:
+    """The account and the entry a cancelled write hands back carry their hashes (the mover chains a retry to it)."""
+    read = created(store)
+    bet = chained(move(read, "t-1", 1), "")
+    assert store.record(bet, read) == Applied()
+    latest = moved(read, bet, chain_head=bet.chain_hash)
+    assert store.record(chained(move(read, "t-2", 1), ""), read) == StaleAccount(latest)
+    assert store.record(chained(move(read, "t-1", 1), ""), read) == DuplicateEntry(bet, latest)
+
+
+def test_entries_and_accounts_from_before_the_chain_read_as_unchained(store: WalletStore) -> None:
+    new = account(balance=Decimal(5))
+    assert store.create_account(new, opening(new)) is True
+    assert store.get_account("p1") == new
+    assert store.get_account("p1").chain_head == ""  # type: ignore[union-attr]
+    assert [e.chain_hash for e in store.iter_entries()] == [""]

@@ -135,12 +135,14 @@ TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 def _normalised(text: str, player: str) -> str:
     """The output with what must differ between two players and two runs replaced: the player's id, times, session
-    tokens and expiries, status/limits change ids (random), and who made a change (the login, or the signer)."""
+    tokens and expiries, status/limits change ids (random), who made a change (the login, or the signer), and the
+    chain hashes (over the player and the times)."""
     text = TOKEN.sub("<token>", text)
     text = CHANGE_ID.sub(r"\1#P#<id>", text)
     text = TIME.sub("<time>", text)
     text = re.sub(r'"(expires_at|session_expires_at|pending_at)": \d+', r'"\1": <n>', text)
     text = re.sub(r'"by": "[^"]*"', '"by": <who>', text)
+    text = re.sub(r'"chain_hash": "[0-9a-f]{64}"', '"chain_hash": <hash>', text)
     return re.sub(rf"\b{player}\b", "P", text)
 
 

@@ -27,7 +27,7 @@ from moto.athena.models import QueryResults, athena_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from sqlglot import exp
 
-from wallet.money.ledger import LedgerEntry, Source, json_ready
+from wallet.money.ledger import LedgerEntry, Source, canonical_tag, chain_hash, json_ready
 from wallet.operator import ledger_sql
 from wallet.operator.ledger_sql import (
     ACCOUNT_COLUMNS,
@@ -65,12 +65,6 @@ def spec_chain_hash(entry: LedgerEntry, previous: str) -> str:
         previous,
     ]
     return hashlib.sha256("".join(f"{len(f)}:{f}" for f in fields).encode("utf-8")).hexdigest()
-
-
-try:  # the money path's chain (wallet.money.ledger), which the archive's hashes come from in production
-    from wallet.money.ledger import canonical_tag, chain_hash  # type: ignore[attr-defined,unused-ignore]
-except ImportError:  # not in this checkout yet: the book is chained with the spec itself
-    canonical_tag, chain_hash = spec_canonical_tag, spec_chain_hash
 
 
 # --- the hand-built archive -----------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ def entry_view_keys() -> set[str]:
         "tag",
         "created_at",
         "account_version",
+        "chain_hash",
     }
 
 

@@ -1,15 +1,17 @@
 """The wallet store on DynamoDB (one table): the only module that speaks DynamoDB.
 
 Items (see docs/TABLE.md for the access patterns):
-  account  pk=PLAYER#<player>          sk=ACCOUNT  balance, currency, version, status, session_hash, session_expires_at
+  account  pk=PLAYER#<player>          sk=ACCOUNT  balance, currency, version, status, session_hash, session_expires_at,
+                                                chain_head (the last entry's chain_hash)
   session  pk=PLAYER#<player>          sk=SESSION#<hash>  issued_at, expires_at, purge_at (TTL: expiry + grace)
-  entry    pk=ENTRY#<source>:<trx_id>     sk=ENTRY    player, minus, plus, balance_before/after, tag, game_uuid, time
+  entry    pk=ENTRY#<source>:<trx_id>     sk=ENTRY    player, minus, plus, balance_before/after, tag, game_uuid, time,
+                                                chain_hash (sha256 chained to the player's previous entry)
            (sk=ENTRY#<player> for a game trx_id that another player used first: that player's own transaction)
            gsi1pk=PLAYER#<player>  gsi1sk=<time>#<entry_id>   (index by_player: a player's history by time)
            gsi2pk=ROUND#<game_uuid> gsi2sk=<time>#<entry_id>  (index by_round: a round's entries; sparse)
 
 A movement is one TransactWriteItems: put the entry if absent + update the account guarded by its version and its
-balance. Both happen or neither.
+balance. Both happen or neither; the account's chain_head moves to the entry's chain_hash in that same update.
 """
 
 from __future__ import annotations
@@ -192,9 +194,12 @@ class DynamoDBStore:
         that status in the same write, and a player who is no longer active loses the live session."""
         if entry.account_version != expected.version + 1:
             raise ValueError("an entry must produce the version after the one read")
-        update = "SET balance = :after, version = :next, updated_at = :now"
+        # The chain's head rides in the same update (no extra call, no extra item): the account always names the hash
+        # of the entry that produced its version.
+        update = "SET balance = :after, version = :next, updated_at = :now, chain_head = :head"
         values: dict[str, Any] = {
             ":after": {"N": str(entry.balance_after)},
+            ":head": {"S": entry.chain_hash},
             ":before": {"N": str(entry.balance_before)},
             ":expected": {"N": str(expected.version)},
             ":next": {"N": str(entry.account_version)},
@@ -415,6 +420,8 @@ def _account_item(account: Account) -> dict[str, Any]:
         "created_at": {"S": account.created_at},
         "status": {"S": account.status.value},
     }
+    if account.chain_head:
+        item["chain_head"] = {"S": account.chain_head}
     if account.limits.by_slot:
         item["limits"] = _limits_value(account.limits)
     if account.session_hash is not None and account.session_expires_at is not None:
@@ -436,6 +443,7 @@ def account_from_item(item: dict[str, Any]) -> Account:
         status=PlayerStatus(item["status"]["S"]) if "status" in item else PlayerStatus.ACTIVE,
         limits=_limits_from_value(item["limits"]) if "limits" in item else Limits(),
         counters=_counters_from_value(item["counters"]) if "counters" in item else Counters(),
+        chain_head=item["chain_head"]["S"] if "chain_head" in item else "",  # none on accounts from before the chain
     )
 
 
@@ -524,6 +532,8 @@ def _entry_item(entry: LedgerEntry) -> dict[str, Any]:
         "gsi1pk": {"S": f"PLAYER#{entry.player_id}"},
         "gsi1sk": {"S": sort_key},
     }
+    if entry.chain_hash:
+        item["chain_hash"] = {"S": entry.chain_hash}
     if entry.game_uuid:
         item["game_uuid"] = {"S": entry.game_uuid}
         item["gsi2pk"] = {"S": f"ROUND#{entry.game_uuid}"}
@@ -549,6 +559,7 @@ def entry_from_item(item: dict[str, Any]) -> LedgerEntry:
         fingerprint=item.get("fingerprint", {}).get("S", ""),
         account_version=int(item.get("account_version", {}).get("N", "0")),
         scoped=item["sk"]["S"] != ENTRY_SK,
+        chain_hash=item["chain_hash"]["S"] if "chain_hash" in item else "",  # none on entries from before the chain
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -42,6 +42,9 @@ class Account:
     status: PlayerStatus = PlayerStatus.ACTIVE
     limits: Limits = field(default_factory=Limits)
     counters: Counters = field(default_factory=Counters)
+    # The chain_hash of the entry that produced this version ("" before the first chained entry): written in the same
+    # transaction as the entry, so the audit can tell a rewritten or removed last entry from an honest ledger.
+    chain_head: str = ""
 
     @property
     def is_active(self) -> bool:
@@ -69,6 +72,9 @@ class LedgerEntry:
     # A game trx_id that another player had used first: this player's own transaction, stored in its own slot
     # (see PROTOCOL.md, "a trx_id per player").
     scoped: bool = False
+    # sha256 of this entry's content and the player's previous entry's chain_hash (chain_hash() below): an entry
+    # edited in place no longer matches it, and rehashing it breaks the next entry's. "" on entries from before it.
+    chain_hash: str = ""
 
     @property
     def entry_id(self) -> str:
@@ -78,7 +84,7 @@ class LedgerEntry:
         return f"{self.source.value}:{self.trx_id}"
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        shown = {
             "entry_id": self.entry_id,
             "source": self.source.value,
             "trx_id": self.trx_id,
@@ -94,6 +100,9 @@ class LedgerEntry:
             "created_at": self.created_at,
             "account_version": self.account_version,
         }
+        if self.chain_hash:  # absent for an entry from before the chain, as the table has no attribute for it
+            shown["chain_hash"] = self.chain_hash
+        return shown
 
 
 def entry_kind(minus: Decimal, plus: Decimal, source: Source, game_uuid: str | None) -> str:
@@ -117,6 +126,43 @@ def fingerprint(player_id: str, minus: Decimal, plus: Decimal, tag: dict[str, An
         default=_decimal_text,
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def canonical_tag(tag: dict[str, Any]) -> str:
+    """The tag as one text: what the chain hashes and the archive stores. Decimals as int or exact string, as
+    json_ready writes them, so the tag a request parsed and the tag DynamoDB gives back (every number a Decimal)
+    come out the same; keys sorted; ASCII only (\\u escapes), so the text does not depend on an encoding."""
+    return json.dumps(json_ready(tag), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def chain_hash(entry: LedgerEntry, previous: str) -> str:
+    """sha256 hex of the entry's content and `previous` (the player's previous entry's chain_hash, "" for the first).
+
+    Each field is written "<length>:<text>" so no two different entries give the same input, whatever their texts
+    hold. Amounts with 8 decimals, as DECIMAL(38, 8) prints them: the archive's SQL audit (sql/audit.sql) computes
+    the same string. entry.chain_hash itself is not part of it."""
+    fields = [
+        entry.player_id,
+        str(entry.account_version),
+        entry.source.value,
+        entry.trx_id,
+        entry.kind,
+        format(entry.minus, ".8f"),
+        format(entry.plus, ".8f"),
+        format(entry.balance_before, ".8f"),
+        format(entry.balance_after, ".8f"),
+        entry.currency,
+        entry.game_uuid or "",
+        canonical_tag(entry.tag),
+        entry.created_at,
+        previous,
+    ]
+    return hashlib.sha256("".join(f"{len(f)}:{f}" for f in fields).encode("utf-8")).hexdigest()
+
+
+def chained(entry: LedgerEntry, previous: str) -> LedgerEntry:
+    """`entry` with its chain_hash after `previous` (the account's chain_head)."""
+    return replace(entry, chain_hash=chain_hash(entry, previous))
 
 
 def utc_now_iso(now: float) -> str:

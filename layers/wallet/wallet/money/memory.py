@@ -129,7 +129,9 @@ class MemoryStore:
                 return DuplicateEntry(existing, account if stale else None)
             if stale or account is None:
                 return StaleAccount(account)
-            moved = replace(account, balance=entry.balance_after, version=entry.account_version)
+            moved = replace(
+                account, balance=entry.balance_after, version=entry.account_version, chain_head=entry.chain_hash
+            )
             if counters is not None:
                 moved = replace(moved, counters=counters)
             if limits is not None:

@@ -21,7 +21,16 @@ from enum import StrEnum
 from typing import Any
 
 from wallet.money.amounts import move_balance
-from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source, entry_kind, fingerprint, utc_now_iso
+from wallet.money.ledger import (
+    Account,
+    LedgerEntry,
+    PlayerStatus,
+    Source,
+    chained,
+    entry_kind,
+    fingerprint,
+    utc_now_iso,
+)
 from wallet.money.limits import Breach, Counters, LimitKind, Limits, Slot, first_breach, movement_deltas
 from wallet.money.sessions import player_of_token, session_is_live
 from wallet.money.store import Applied, DuplicateEntry, ReadContended, StaleAccount, WalletStore
@@ -183,6 +192,9 @@ class Mover:
                 account_version=account.version + 1,
                 scoped=scoped,
             )
+            # Chained to the head of the account as read: a lost race rebuilds the entry from the account that won,
+            # so the chain stays one line however many writers race (the version guard decides, not the hash).
+            entry = chained(entry, account.chain_head)
             outcome = self.store.record(
                 entry,
                 account,
@@ -284,6 +296,7 @@ def _account_after(
         version=entry.account_version,
         counters=counters,
         limits=limits if limits is not None else account.limits,
+        chain_head=entry.chain_hash,
     )
     if new_status is None:
         return after

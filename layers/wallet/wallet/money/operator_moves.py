@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from wallet.money.amounts import InvalidAmount, format_number, parse_amount
-from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source, fingerprint, utc_now_iso
+from wallet.money.ledger import Account, LedgerEntry, PlayerStatus, Source, chained, fingerprint, utc_now_iso
 from wallet.money.limits import Slot
 from wallet.money.mover import Authorize, Mover, MoveRequest, MoveResult, MoveStatus, _always
 from wallet.money.sessions import IssuedSession, check_player_id, issue_session
@@ -69,7 +70,7 @@ class OperatorMoves(Mover):
             raise OperatorError("currency must be 1-16 letters or digits")
         created_at = utc_now_iso(self.clock())
         account = Account(player_id, opening, currency, version=0, created_at=created_at)
-        entry = None
+        entry: LedgerEntry | None = None
         if opening > 0:
             tag = {"operator": "opening"}
             entry = LedgerEntry(
@@ -86,6 +87,9 @@ class OperatorMoves(Mover):
                 tag=tag,
                 fingerprint=fingerprint(player_id, Decimal(0), opening, tag),
             )
+            # The opening entry (version 0) starts the player's chain: nothing comes before it.
+            entry = chained(entry, "")
+            account = replace(account, chain_head=entry.chain_hash)
         if not self.store.create_account(account, entry):
             raise OperatorError(f"player {player_id} exists already", Refusal.EXISTS)
         return account

@@ -97,11 +97,15 @@ class WalletStore(Protocol):
         limits: Limits | None = None,
     ) -> WriteOutcome:
         """Put `entry` if its slot is free and move the account from `expected` (same version and balance, and with
-        `same_session` the same live session) to what the entry says, atomically; or change nothing and say why.
+        `same_session` the same live session) to what the entry says (its balance_after, its account_version, and its
+        chain_hash as the account's chain_head), atomically; or change nothing and say why.
         The account also takes `new_status`, `counters` and `limits` when they are given, in the same write."""
         ...
 
-    def create_account(self, account: Account, opening: LedgerEntry | None) -> bool: ...
+    def create_account(self, account: Account, opening: LedgerEntry | None) -> bool:
+        """Create the account (its chain_head as given: the opening entry's chain_hash, or "") and the opening entry,
+        together, unless the player exists (False)."""
+        ...
 
     def start_session(self, session: SessionRecord, purge_at: int) -> SessionOutcome: ...
 

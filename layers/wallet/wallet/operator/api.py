@@ -106,6 +106,9 @@ class EntryView(BaseModel):
     tag: dict[str, Any]
     created_at: str
     account_version: int
+    # sha256 chained to the player's previous entry (wallet.money.ledger.chain_hash); absent on entries from before
+    # the chain.
+    chain_hash: str | None = None
 
 
 class MoveView(BaseModel):

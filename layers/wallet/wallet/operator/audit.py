@@ -5,11 +5,17 @@ Invariants (a violation means money was lost, doubled or invented):
   - every entry: balance_after == balance_before - minus + plus, and balance_after >= 0;
   - per player, the entries' account versions run 0 (opening, if any), 1, 2, ... up to the account's version with no
     gap and no repeat, and each entry starts from the balance the previous one left: no lost and no doubled write;
-  - every entry belongs to an existing account; one entry per key (guaranteed by the key, checked anyway).
+  - every entry belongs to an existing account; one entry per key (guaranteed by the key, checked anyway);
+  - per player, in version order, each entry's chain_hash is wallet.money.ledger.chain_hash of its content and the
+    previous entry's chain_hash, and the account's chain_head is the last entry's: an entry edited in place after it
+    was written, or a last entry removed or rewritten with the account, shows. Entries from before the chain have no
+    hash: a player's unhashed entries before the first hashed one are a warning (UNCHAINED_WARNING), an unhashed entry
+    after a hashed one is a violation (the chain, once started, has every entry).
 Warnings (worth a look, not a proof of error): a round credited (win or cancel) with no bet in it, a round credited
 more than it was bet in a betting round's cancels, a round spanning several players, and a limits counter on the
 account that differs from the sum of its period's entries (COUNTER_WARNING: a lost counter update would let bets past
-a limit; it is also what the first period after an upgrade to counters shows, as entries from before it are summed).
+a limit; it is also what the first period after an upgrade to counters shows, as entries from before it are summed),
+and a ledger that begins with entries from before the chain (UNCHAINED_WARNING).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from wallet.money.ledger import Account, LedgerEntry, Source
+from wallet.money.ledger import Account, LedgerEntry, Source, chain_hash
 from wallet.money.limits import LimitKind, Period, movement_deltas, period_key
 from wallet.money.store import WalletStore
 
@@ -119,6 +125,38 @@ def _check_counters(account: Account, entries: list[LedgerEntry], report: AuditR
             )
 
 
+UNCHAINED_WARNING = "from before the chain"
+
+
+def _check_chain(account: Account, chain: list[LedgerEntry], report: AuditReport) -> None:
+    """Each entry's chain_hash recomputed from its content and the previous entry's hash; the account's head is the
+    last one. Checked whatever the versions look like: an edited account_version shows here too."""
+    who = f"player {account.player_id}"
+    previous: str | None = ""  # None: the previous entry lost its hash, so this one cannot be checked against it
+    unchained = 0
+    for entry in chain:
+        if not entry.chain_hash:
+            if previous:
+                report.violations.append(f"{who}: entry {entry.entry_id} has no chain_hash after chained entries")
+                previous = None
+            elif previous == "":
+                unchained += 1
+            continue
+        if previous is not None and chain_hash(entry, previous) != entry.chain_hash:
+            report.violations.append(
+                f"{who}: entry {entry.entry_id} (version {entry.account_version}) breaks the chain: its chain_hash is "
+                "not the hash of its content after the previous entry's (changed after it was written)"
+            )
+        previous = entry.chain_hash  # the hash as stored: one edited entry is one violation, not one per later entry
+    last = chain[-1].chain_hash if chain else ""
+    if account.chain_head != last:
+        report.violations.append(
+            f"{who}: chain_head {account.chain_head or '(none)'} is not the last entry's chain_hash {last or '(none)'}"
+        )
+    if unchained:
+        report.warnings.append(f"{who}: {unchained} entries {UNCHAINED_WARNING}, not chained")
+
+
 def _check_account(account: Account, entries: list[LedgerEntry], report: AuditReport) -> None:
     _check_counters(account, entries, report)
     who = f"player {account.player_id}"
@@ -127,7 +165,9 @@ def _check_account(account: Account, entries: list[LedgerEntry], report: AuditRe
     ledger_sum = sum((e.plus - e.minus for e in entries), Decimal(0))
     if ledger_sum != account.balance:
         report.violations.append(f"{who}: balance {account.balance} != ledger sum {ledger_sum}")
-    chain = sorted(entries, key=lambda e: e.account_version)
+    # entry_id breaks a tie of versions (a doubled write) the way the SQL audit does (sql/audit.sql).
+    chain = sorted(entries, key=lambda e: (e.account_version, e.entry_id))
+    _check_chain(account, chain, report)
     expected_versions = list(range(0 if chain and chain[0].account_version == 0 else 1, account.version + 1))
     versions = [e.account_version for e in chain]
     if versions != expected_versions:

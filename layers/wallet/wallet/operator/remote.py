@@ -289,6 +289,7 @@ def entry_from_json(data: Mapping[str, Any]) -> LedgerEntry:
         game_uuid=data.get("game_uuid"),
         tag=dict(data.get("tag") or {}),
         account_version=int(data.get("account_version", 0)),
+        chain_hash=str(data.get("chain_hash") or ""),
     )
 
 
