@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from wallet.bootstrap import lambda_catalogue, lambda_settings, lambda_wallet
+from wallet.bootstrap import lambda_archive, lambda_catalogue, lambda_settings, lambda_wallet
 from wallet.money.sign import compute_sign
 from wallet_local.front import (
     LambdaContext,  # noqa: F401 - re-exported for the tests and the bench
@@ -47,7 +47,7 @@ def serving(front: LocalFront) -> Iterator[LocalFront]:
 def new_lambda_instance() -> None:
     """Forget what the handlers built on first use (settings, wallet, catalogue): the next request builds them again
     from the environment, as a new Lambda instance would."""
-    for factory in (lambda_settings, lambda_wallet, lambda_catalogue):
+    for factory in (lambda_settings, lambda_wallet, lambda_catalogue, lambda_archive):
         factory.cache_clear()
 
 

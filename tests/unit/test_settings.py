@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -12,8 +13,8 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 from pydantic import ValidationError
 
-from wallet.bootstrap import SECRET_CACHE_SECONDS, MissingSecret, Secrets
-from wallet.settings import Settings
+from wallet.bootstrap import SECRET_CACHE_SECONDS, MissingSecret, Secrets, build_archive_sink
+from wallet.settings import ArchiveSettings, Settings
 
 BASE = {"WALLET_TABLE": "wallet-test"}
 
@@ -169,3 +170,27 @@ def test_missing_ssm_parameter_is_an_error(ssm: Any) -> None:
     secrets = Secrets(Settings.from_env({**BASE, "WALLET_SALT_PARAMETER": f"/wallet/{uuid.uuid4().hex}/none"}))
     with pytest.raises(parameters.exceptions.GetParameterError):
         secrets.salt()
+
+
+# --- the ledger archive -----------------------------------------------------------------------------------------------
+
+
+def test_the_archive_is_a_bucket_or_a_folder_exactly_one() -> None:
+    assert ArchiveSettings.from_env({"WALLET_ARCHIVE_BUCKET": "wallet-archive"}).bucket == "wallet-archive"
+    assert ArchiveSettings.from_env({"WALLET_ARCHIVE_DIR": "/srv/archive"}).folder == "/srv/archive"
+    with pytest.raises(ValidationError, match="not both"):
+        ArchiveSettings.from_env({"WALLET_ARCHIVE_BUCKET": "wallet-archive", "WALLET_ARCHIVE_DIR": "/srv/archive"})
+    with pytest.raises(ValidationError, match="no archive configured: set WALLET_ARCHIVE_BUCKET"):
+        ArchiveSettings.from_env({"WALLET_ARCHIVE_BUCKET": " ", "WALLET_ARCHIVE_DIR": ""})
+    with pytest.raises(ValidationError, match="bucket"):
+        ArchiveSettings.from_env({"WALLET_ARCHIVE_BUCKET": "Not_A_Bucket"})
+
+
+def test_the_archive_sink_follows_the_settings(tmp_path: Path) -> None:
+    from wallet.operator.archive import LocalFolderSink, S3Sink
+
+    folder = build_archive_sink(ArchiveSettings(folder=str(tmp_path)))
+    assert isinstance(folder, LocalFolderSink) and folder.root == tmp_path
+    with mock_aws():
+        bucket = build_archive_sink(ArchiveSettings(bucket="wallet-archive"))
+    assert isinstance(bucket, S3Sink) and bucket.bucket == "wallet-archive"

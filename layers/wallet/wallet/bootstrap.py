@@ -1,5 +1,5 @@
 """The one place that turns settings into clients and objects (cosmicpython's bootstrap): the handlers, the CLI and
-the local stack ask here for a wallet or a catalogue store; nothing else builds an AWS client.
+the local stack ask here for a wallet, a catalogue store or the archive's sink; nothing else builds an AWS client.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from wallet.money.dynamodb import DynamoDBStore
 from wallet.money.wallet import Wallet
-from wallet.settings import CatalogueSettings, Settings
+from wallet.settings import ArchiveSettings, CatalogueSettings, Settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SSMProvider
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from wallet.catalogue.games import CachedCatalogue
     from wallet.catalogue.s3_store import S3CatalogueStore
+    from wallet.operator.archive import ArchiveSink
 
 SECRET_CACHE_SECONDS = 300
 # A cold start waits on this call: fail within seconds (a 500, the provider retries) rather than botocore's 60 s.
@@ -98,6 +99,31 @@ def lambda_catalogue() -> LambdaCatalogue:
     store = build_catalogue_store(settings)
     games = CachedCatalogue(lambda: store.read(GAMES_CONFIG_KEY), ttl=settings.cache_seconds)
     return LambdaCatalogue(settings, store, games)
+
+
+# The exporter is not on a player's path: botocore's standard retries, with their longer waits, are worth it before
+# the whole stream batch is retried.
+ARCHIVE_CLIENT_CONFIG = Config(
+    connect_timeout=2, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 4}
+)
+
+
+def build_archive_sink(settings: ArchiveSettings) -> ArchiveSink:
+    """The ledger archive's destination: the S3 bucket, or the local folder of `wallet local`."""
+    from wallet.operator.archive import LocalFolderSink, S3Sink
+
+    if settings.folder:
+        return LocalFolderSink(settings.folder)
+    assert settings.bucket  # ArchiveSettings holds exactly one of the two
+    # boto3 honours AWS_ENDPOINT_URL_S3 (moto's server locally).
+    return S3Sink(settings.bucket, boto3.client("s3", config=ARCHIVE_CLIENT_CONFIG))
+
+
+@cache
+def lambda_archive() -> ArchiveSink:
+    """The ledger exporter's sink: built on first use from the function's environment (WALLET_ARCHIVE_BUCKET or
+    WALLET_ARCHIVE_DIR, exactly one: a pydantic ValidationError saying so otherwise), then kept for the instance."""
+    return build_archive_sink(ArchiveSettings.from_env())
 
 
 class MissingSecret(RuntimeError):

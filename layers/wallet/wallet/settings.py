@@ -1,4 +1,5 @@
-"""Settings, parsed once from the environment: the money path's (Settings) and the catalogue's (CatalogueSettings).
+"""Settings, parsed once from the environment: the money path's (Settings), the catalogue's (CatalogueSettings) and
+the ledger archive's (ArchiveSettings).
 
 The secrets (salt, session key) are SecretStr values or the names of their SSM parameters; wallet.bootstrap.Secrets
 reads them. A repr or a log line never shows a value.
@@ -96,3 +97,40 @@ class CatalogueSettings(BaseModel):
             "cache_seconds": env.get("WALLET_CATALOGUE_CACHE_SECONDS") or 60,
         }
         return cls.model_validate(values)
+
+
+ARCHIVE_BUCKET_VARIABLE = "WALLET_ARCHIVE_BUCKET"
+ARCHIVE_DIR_VARIABLE = "WALLET_ARCHIVE_DIR"
+
+
+class ArchiveSettings(BaseModel):
+    """Where the ledger exporter writes the archive: the S3 bucket (AWS) or a local folder (`wallet local`), exactly
+    one of them (the same layout in both; wallet.operator.archive)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: Annotated[str | None, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")] = None
+    folder: Annotated[str | None, Field(min_length=1)] = None
+
+    @model_validator(mode="after")
+    def _exactly_one_destination(self) -> ArchiveSettings:
+        if self.bucket and self.folder:
+            raise ValueError(
+                f"set {ARCHIVE_BUCKET_VARIABLE} (the S3 bucket) or {ARCHIVE_DIR_VARIABLE} (a local folder), not both"
+            )
+        if not self.bucket and not self.folder:
+            raise ValueError(
+                f"no archive configured: set {ARCHIVE_BUCKET_VARIABLE} (the S3 bucket) or {ARCHIVE_DIR_VARIABLE} "
+                "(a local folder)"
+            )
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ArchiveSettings:
+        env = os.environ if environ is None else environ
+        return cls.model_validate(
+            {
+                "bucket": env.get(ARCHIVE_BUCKET_VARIABLE, "").strip() or None,
+                "folder": env.get(ARCHIVE_DIR_VARIABLE, "").strip() or None,
+            }
+        )
