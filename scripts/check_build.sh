@@ -4,9 +4,11 @@
 #   - every compiled extension in the layer is ARM aarch64 (the functions run on arm64), pydantic_core's above all;
 #   - every module of the layer has unchecked-hash bytecode for python3.13 (scripts/check_bytecode.py): /opt is
 #     read-only in Lambda, so a module without it is compiled again on every cold start;
-#   - each function (BillingFunction, GamesSyncFunction, GamePageFunction, OperatorFunction) holds its app.py and no
-#     wallet/ of its own.
-# Prints the unzipped and zipped sizes of the layer and of each function. Exits non-zero, loudly, on any failure.
+#   - the archive layer (duckdb, for LedgerExportFunction) holds the pinned duckdb with its native module built for
+#     ARM aarch64, and bytecode beside every module, as the wallet layer;
+#   - each function (BillingFunction, GamesSyncFunction, GamePageFunction, OperatorFunction, LedgerExportFunction)
+#     holds its app.py and no wallet/ of its own; the exporter with both layers stays under Lambda's 250 MB unzipped.
+# Prints the unzipped and zipped sizes of the layers and of each function. Exits non-zero, loudly, on any failure.
 #
 # Usage (from the repository root, with the venv at .venv):  scripts/check_build.sh
 # Needs python3.13 on PATH (SAM builds with it). With pyenv, PYENV_VERSION is set to include an installed 3.13 unless
@@ -28,6 +30,7 @@ PYTHON="$ROOT/.venv/bin/python"
 [[ -x "$PYTHON" ]] || fail "$PYTHON not found"
 command -v file >/dev/null || fail "the 'file' command is needed to check the architecture of compiled extensions"
 [[ -f layers/wallet/requirements.txt ]] || fail "layers/wallet/requirements.txt is missing"
+[[ -f layers/archive/requirements.txt ]] || fail "layers/archive/requirements.txt is missing"
 
 # SAM's python3.13 workflow looks for python3.13 on PATH.
 if [[ -z "${PYENV_VERSION:-}" ]] && command -v pyenv >/dev/null; then
@@ -56,8 +59,10 @@ if ! "$SAM" build --template-file template.yaml --build-dir "$BUILD_DIR/build" -
 fi
 
 LAYER="$BUILD_DIR/build/WalletLayer"
-FUNCTIONS=(BillingFunction GamesSyncFunction GamePageFunction OperatorFunction)
+ARCHIVE_LAYER="$BUILD_DIR/build/ArchiveLayer"
+FUNCTIONS=(BillingFunction GamesSyncFunction GamePageFunction OperatorFunction LedgerExportFunction)
 [[ -d "$LAYER/python" ]] || fail "the layer build has no python/ directory ($LAYER)"
+[[ -d "$ARCHIVE_LAYER/python" ]] || fail "the archive layer build has no python/ directory ($ARCHIVE_LAYER)"
 FUNCTION_DIRS=()
 for function in "${FUNCTIONS[@]}"; do
     [[ -d "$BUILD_DIR/build/$function" ]] || fail "the $function build is missing ($BUILD_DIR/build/$function)"
@@ -77,17 +82,22 @@ fi
 info "layer: python/wallet/ holds $(find "$LAYER/python/wallet" -name '*.py' | wc -l) modules"
 
 # The pinned dependencies are there, at the pinned versions.
-while IFS= read -r requirement; do
-    requirement="${requirement%%#*}"
-    requirement="$(echo "$requirement" | tr -d '[:space:]')"
-    [[ -z "$requirement" ]] && continue
-    name="${requirement%%[*}"
-    name="${name%%=*}"
-    version="${requirement##*==}"
-    dist="$(echo "$name" | tr '-' '_')"
-    compgen -G "$LAYER/python/${dist}-${version}.dist-info" >/dev/null \
-        || fail "$name==$version is not installed in the layer"
-done <layers/wallet/requirements.txt
+check_pins() {
+    local layer="$1" requirements="$2" requirement name version dist
+    while IFS= read -r requirement; do
+        requirement="${requirement%%#*}"
+        requirement="$(echo "$requirement" | tr -d '[:space:]')"
+        [[ -z "$requirement" ]] && continue
+        name="${requirement%%[*}"
+        name="${name%%=*}"
+        version="${requirement##*==}"
+        dist="$(echo "$name" | tr '-' '_')"
+        compgen -G "$layer/python/${dist}-${version}.dist-info" >/dev/null \
+            || fail "$name==$version is not installed in $(basename "$layer")"
+    done <"$requirements"
+}
+check_pins "$LAYER" layers/wallet/requirements.txt
+check_pins "$ARCHIVE_LAYER" layers/archive/requirements.txt
 
 # Compiled extensions: pydantic_core must be there, and everything compiled must be aarch64.
 core_so="$(find "$LAYER/python/pydantic_core" -name '_pydantic_core*.so' | head -n 1)"
@@ -95,13 +105,21 @@ core_so="$(find "$LAYER/python/pydantic_core" -name '_pydantic_core*.so' | head 
 core_file="$(file -b "$core_so")"
 info "$(basename "$core_so"): $core_file"
 [[ "$core_file" == *"ARM aarch64"* ]] || fail "pydantic_core is not built for ARM aarch64"
+# duckdb's engine is one native module (_duckdb.abi3.so): it must be there, for the deployed architecture.
+duckdb_so="$(find "$ARCHIVE_LAYER/python" -maxdepth 2 -name '_duckdb*.so' | head -n 1)"
+[[ -n "$duckdb_so" ]] || fail "duckdb's native module (_duckdb*.so) is not in the archive layer"
+duckdb_file="$(file -b "$duckdb_so")"
+info "$(basename "$duckdb_so"): $duckdb_file"
+[[ "$duckdb_file" == *"ARM aarch64"* ]] || fail "duckdb is not built for ARM aarch64"
 while IFS= read -r -d '' so; do
     description="$(file -b "$so")"
-    [[ "$description" == *"ARM aarch64"* ]] || fail "not aarch64: ${so#"$LAYER"/} ($description)"
-done < <(find "$LAYER" "${FUNCTION_DIRS[@]}" -name '*.so*' -type f -print0)
+    [[ "$description" == *"ARM aarch64"* ]] || fail "not aarch64: ${so#"$BUILD_DIR/build"/} ($description)"
+done < <(find "$LAYER" "$ARCHIVE_LAYER" "${FUNCTION_DIRS[@]}" -name '*.so*' -type f -print0)
 
-# Bytecode beside every module of the layer (layers/wallet/Makefile compiles it).
+# Bytecode beside every module of the layers (layers/wallet/Makefile and layers/archive/Makefile compile it).
 "$PYTHON" scripts/check_bytecode.py "$LAYER/python" || fail "the layer ships modules without usable bytecode"
+"$PYTHON" scripts/check_bytecode.py "$ARCHIVE_LAYER/python" \
+    || fail "the archive layer ships modules without usable bytecode"
 
 # Each function ships only its handler; the shared code comes from the layer.
 for function in "${FUNCTIONS[@]}"; do
@@ -134,7 +152,13 @@ def size(n):
 print(f"check_build: {label}: {size(total)} unzipped, {size(buffer.tell())} zipped")
 EOF
 }
+# Lambda's limit: a function and all its layers at most 250 MB unzipped (the exporter has both layers).
+exporter_bytes="$(du -sb "$LAYER" "$ARCHIVE_LAYER" "$BUILD_DIR/build/LedgerExportFunction" | awk '{n += $1} END {print n}')"
+info "LedgerExportFunction with both layers: $((exporter_bytes / 1000000)) MB unzipped (Lambda's limit: 250 MB)"
+((exporter_bytes < 250 * 1024 * 1024)) || fail "LedgerExportFunction and its layers exceed Lambda's 250 MB unzipped"
+
 sizes "WalletLayer" "$LAYER"
+sizes "ArchiveLayer" "$ARCHIVE_LAYER"
 for function in "${FUNCTIONS[@]}"; do
     sizes "$function" "$BUILD_DIR/build/$function"
 done

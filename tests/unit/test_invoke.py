@@ -205,8 +205,8 @@ def test_each_chain_keeps_its_order_and_the_rows_come_back_in_the_manifests(
 ) -> None:
     expectations = manifest.replay
     chains = invoke.chains(expectations)
-    assert [len(chain) for chain in chains] == [9, 3, 5]
-    assert [e for chain in chains for e in chain] == expectations  # billing, the site, the operator, as in the file
+    assert [len(chain) for chain in chains] == [9, 3, 5, 1]
+    assert [e for chain in chains for e in chain] == expectations  # billing, the site, the operator, the archive
 
     class FakeSam:
         def invoke(self, expectation: Expectation) -> Row:

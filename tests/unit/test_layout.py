@@ -20,7 +20,7 @@ MAY_IMPORT = {
     "wallet.catalogue": {"wallet.catalogue", "wallet.money", "wallet.settings"},
     "wallet.operator": {"wallet.operator", "wallet.money", "wallet.catalogue", "wallet.settings", "wallet.bootstrap"},
     "wallet.settings": {"wallet.money"},
-    "wallet.bootstrap": {"wallet.money", "wallet.catalogue", "wallet.settings"},
+    "wallet.bootstrap": {"wallet.money", "wallet.catalogue", "wallet.operator", "wallet.settings"},
 }
 
 

@@ -55,6 +55,7 @@ AWS_METRICS = {
     "AWS/ApiGateway": {"5XXError", "4XXError", "Count", "Latency", "IntegrationLatency"},
     "AWS/Lambda": {"Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions", "IteratorAge"},
     "AWS/DynamoDB": {"ThrottledRequests", "ReadThrottleEvents", "WriteThrottleEvents", "SystemErrors", "UserErrors"},
+    "AWS/SQS": {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "NumberOfMessagesSent"},
 }
 
 
@@ -210,7 +211,7 @@ def test_the_game_api_keeps_the_origin_host_and_the_viewers_address(template: di
 
 
 def test_the_public_site_serves_only_the_catalogue(template: dict[str, Any]) -> None:
-    [policy] = resources(template, "AWS::S3::BucketPolicy").values()
+    policy = template["Resources"]["SiteBucketPolicy"]
     [read] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Sid"] == "CloudFrontReadsThroughOAC"]
     assert sorted(str(r) for r in read["Resource"]) == [
         "${SiteBucket.Arn}/games_config.json",
@@ -296,6 +297,9 @@ def test_every_alarm_watches_a_metric_that_exists(template: dict[str, Any]) -> N
                     assert dimensions["ApiName"] in apis and dimensions["Stage"] == "Stage", name
                 if "TableName" in dimensions:
                     assert dimensions["TableName"] == "WalletTable", name
+                if "QueueName" in dimensions:  # !GetAtt <queue>.QueueName
+                    queue, attribute = str(dimensions["QueueName"]).split(".")
+                    assert template["Resources"][queue]["Type"] == "AWS::SQS::Queue" and attribute == "QueueName", name
 
 
 def test_a_wrong_salt_pages_within_minutes_at_idle(template: dict[str, Any]) -> None:

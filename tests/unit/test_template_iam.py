@@ -17,7 +17,8 @@ How:
      resource, leading-key pattern) is used by some recorded call; a grant that is needed but cannot be observed
      would need an explicit rule in NOT_OBSERVABLE (none does today).
   5. The managed policies SAM attaches on its own are listed apart: only Lambda's basic execution role and X-Ray's
-     write policy; and the secrets key's policy admits exactly the roles of the functions that decrypt through SSM.
+     write policy, plus the stream's read policy for a function a DynamoDB stream feeds; and the secrets key's policy
+     admits exactly the roles of the functions that decrypt through SSM.
 The checker is tested on doctored policies too, so that a green run means something.
 """
 
@@ -85,6 +86,12 @@ TEST_PARAMETERS: dict[str, Any] = {
 # The physical names the stack's resources get in this test (the distribution's is moto's, known once it exists).
 TABLE = "wallet-iam-wallettable"
 BUCKET = "wallet-iam-sitebucket"
+ARCHIVE_BUCKET = "wallet-iam-archivebucket"
+DEAD_LETTERS = "wallet-iam-ledgerexportdeadletters"
+STREAM_ARN = f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE}/stream/2026-01-01T00:00:00.000"
+# The stream's read policy SAM attaches to the role of a function a DynamoDB stream feeds (its event source mapping
+# reads the stream with that role; the function's code never calls DynamoDB Streams).
+STREAM_READ = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
 
 # What the Lambda runtime needs for any function: its logs (Powertools' log lines and EMF metrics go to stdout, which
 # Lambda ships to CloudWatch Logs). SAM attaches it to every role it creates.
@@ -222,9 +229,13 @@ class Resolver:
                 "AWS::DynamoDB::Table": f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{name}",
                 "AWS::S3::Bucket": f"arn:{PARTITION}:s3:::{name}",
                 "AWS::IAM::Role": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}",
+                "AWS::KMS::Key": f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/{name}",
+                "AWS::SQS::Queue": f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{name}",
             }
             if kind in arns:
                 return arns[kind]
+        if (kind, attribute) == ("AWS::SQS::Queue", "QueueName"):
+            return str(self.names[logical_id])
         raise NotImplementedError(f"!GetAtt {logical_id}.{attribute} ({kind}) is not resolved by this test")
 
     def sub(self, text: str, variables: dict[str, Any]) -> str:
@@ -569,6 +580,14 @@ def _s3_needs(operation: str, params: dict[str, Any], error: str | None, origin:
         return needs
     if operation == "PutObject":
         needs = [Need("s3:PutObject", obj, (), origin)]
+        # SSE-KMS (the bucket's default, or asked for): S3 asks KMS for a data key on the caller's behalf, authorised
+        # as the caller's kms:GenerateDataKey through S3. moto encrypts nothing, so the need is read off the request
+        # and the template's bucket.
+        key = params.get("SSEKMSKeyId") or (
+            None if params.get("ServerSideEncryption") == "AES256" else _bucket_kms_keys().get(params["Bucket"])
+        )
+        if key:
+            needs.append(Need("kms:GenerateDataKey", key, (("kms:ViaService", (_via("s3"),)),), f"{origin} (SSE-KMS)"))
         if params.get("ACL"):
             needs.append(Need("s3:PutObjectAcl", obj, (), origin))
         if params.get("Tagging"):
@@ -596,6 +615,26 @@ def _ssm_needs(operation: str, params: dict[str, Any], _error: str | None, origi
 
 
 _MAPPERS = {"dynamodb": _dynamodb_needs, "s3": _s3_needs, "cloudfront": _cloudfront_needs, "ssm": _ssm_needs}
+
+
+def _via(service: str) -> str:
+    return f"{service}.{REGION}.{URL_SUFFIX}"
+
+
+@functools.cache
+def _bucket_kms_keys() -> dict[str, str]:
+    """Physical bucket name -> the ARN of the KMS key of its default encryption, for the template's SSE-KMS buckets."""
+    resolve = Resolver(translated(), PHYSICAL_NAMES)
+    keys = {}
+    for logical_id, resource in translated().resources.items():
+        if resource["Type"] != "AWS::S3::Bucket" or logical_id not in PHYSICAL_NAMES:
+            continue
+        encryption = resource["Properties"].get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+        for rule in encryption:
+            default = rule["ServerSideEncryptionByDefault"]
+            if default["SSEAlgorithm"] == "aws:kms":
+                keys[PHYSICAL_NAMES[logical_id]] = str(resolve(default["KMSMasterKeyID"]))
+    return keys
 
 
 def _parameter_arn(name: str) -> str:
@@ -628,11 +667,56 @@ class Allowance:
     justified: Callable[[Grant, list[Call]], bool]
 
 
-# Grants a function needs although no recorded call shows it, each with the rule that justifies it. Empty: the one
-# such grant so far, s3:ListBucket (S3's 404 instead of 403 for a missing key, which moto does not enforce), is read
-# off the recorded answers in needs_of() instead, so it is checked both ways (missing, and granted for nothing).
-# A future one (e.g. kms:Decrypt granted in a role instead of the key's policy) goes here with its rule.
-NOT_OBSERVABLE: tuple[Allowance, ...] = ()
+def _on_failure_destinations() -> dict[str, str]:
+    """Each stream event source mapping's OnFailure destination (an SQS queue's ARN) -> the ARN of the queue's KMS key
+    ("" when the queue has none), resolved with this test's physical names."""
+    resolve = Resolver(translated(), PHYSICAL_NAMES)
+    queues = {
+        resolve({"Fn::GetAtt": [logical_id, "Arn"]}): str(resolve(resource["Properties"].get("KmsMasterKeyId", "")))
+        for logical_id, resource in translated().resources.items()
+        if resource["Type"] == "AWS::SQS::Queue" and logical_id in PHYSICAL_NAMES
+    }
+    destinations = {}
+    for resource in translated().resources.values():
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            on_failure = resource["Properties"].get("DestinationConfig", {}).get("OnFailure", {})
+            if "Destination" in on_failure:
+                arn = str(resolve(on_failure["Destination"]))
+                destinations[arn] = queues.get(arn, "")
+    return destinations
+
+
+def _sends_to_a_failure_destination(grant: Grant, _calls: list[Call]) -> bool:
+    return grant.resource in _on_failure_destinations()
+
+
+def _a_failure_destinations_key_through_sqs(grant: Grant, _calls: list[Call]) -> bool:
+    via = grant.statement.condition.get("StringEquals", {}).get("kms:ViaService")
+    return via == _via("sqs") and grant.resource in set(_on_failure_destinations().values()) - {""}
+
+
+# Grants a function needs although no recorded call shows it, each with the rule that justifies it. s3:ListBucket
+# (S3's 404 instead of 403 for a missing key, which moto does not enforce) and kms:GenerateDataKey for an SSE-KMS
+# upload are read off the recorded calls in needs_of() instead, so they are checked both ways (missing, and granted
+# for nothing). What Lambda itself does with the role of a stream-fed function cannot be recorded: it sends the
+# failure records of its event source mapping to the OnFailure queue, encrypted under the queue's key.
+NOT_OBSERVABLE: tuple[Allowance, ...] = (
+    Allowance(
+        "sqs:SendMessage",
+        "the event source mapping sends its failure records to its OnFailure queue with the function's role",
+        _sends_to_a_failure_destination,
+    ),
+    Allowance(
+        "kms:GenerateDataKey",
+        "the failure records are encrypted under the OnFailure queue's key (through SQS only)",
+        _a_failure_destinations_key_through_sqs,
+    ),
+    Allowance(
+        "kms:Decrypt",
+        "SQS decrypts the queue's data key to encrypt a failure record with it (through SQS only)",
+        _a_failure_destinations_key_through_sqs,
+    ),
+)
 
 
 @dataclass
@@ -706,7 +790,15 @@ def check(
 # Driving the handlers through their paths
 # =====================================================================================================================
 
-PHYSICAL_NAMES = {"WalletTable": TABLE, "SiteBucket": BUCKET}
+PHYSICAL_NAMES = {
+    "WalletTable": TABLE,
+    "WalletTable.StreamArn": STREAM_ARN,
+    "SiteBucket": BUCKET,
+    "ArchiveBucket": ARCHIVE_BUCKET,
+    "LedgerExportDeadLetters": DEAD_LETTERS,
+    # The key's id as the template resolves it: S3 under moto encrypts nothing, so only the ARN in the needs counts.
+    "ArchiveKey": "archive-key",
+}
 
 
 @dataclass
@@ -1040,6 +1132,63 @@ def drive_operator(stack: Stack, function_id: str) -> None:
     assert ("Query", "a round's entries") in served and ("UpdateItem", "revoke the session") in served, served
 
 
+# --- the ledger exporter ----------------------------------------------------------------------------------------------
+
+
+def stream_records(items: list[dict[str, Any]], event_name: str = "INSERT") -> list[dict[str, Any]]:
+    """DynamoDB stream records (NEW_IMAGE) for these items, as Lambda's event source mapping hands them over."""
+    records = []
+    for item in items:
+        sequence = f"{len(RECORDER.calls):06d}{uuid.uuid4().int % 10**15:015d}"
+        records.append(
+            {
+                "eventID": uuid.uuid4().hex,
+                "eventName": event_name,
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": REGION,
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1767225600,
+                    "Keys": {"pk": item["pk"], "sk": item["sk"]},
+                    "NewImage": item,  # a scan gives the same attribute-value JSON
+                    "SequenceNumber": sequence,
+                    "SizeBytes": 512,
+                    "StreamViewType": "NEW_IMAGE",
+                },
+                "eventSourceARN": STREAM_ARN,
+            }
+        )
+    return records
+
+
+def drive_ledger_export(stack: Stack, function_id: str) -> None:
+    wallet = stack.setup_wallet
+    wallet.create_player("x1", "EUR", Decimal(100))
+    wallet.deposit("x1", "25.5", "archive-deposit-1")
+    wallet.new_session("x1")
+    dynamodb = SETUP_SESSION.client("dynamodb")
+    items = [
+        item
+        for page in dynamodb.get_paginator("scan").paginate(TableName=TABLE)
+        for item in page["Items"]
+        if item.get("player_id", {}).get("S") == "x1"
+    ]
+    kinds = {item.get("type", {}).get("S") for item in items}
+    assert {"account", "entry"} <= kinds, kinds  # the records the exporter archives, and the session it skips
+    batch = {"Records": stream_records(items)}
+    with cold_start(stack, function_id, "archive a batch of entries, an account and a session") as app:
+        assert app.handler(batch, LambdaContext("ledger-export")) == {"batchItemFailures": []}
+    with cold_start(stack, function_id, "the same batch delivered again") as app:
+        assert app.handler(batch, LambdaContext("ledger-export")) == {"batchItemFailures": []}
+    account = [item for item in items if item.get("type", {}).get("S") == "account"]
+    with cold_start(stack, function_id, "an account's new version") as app:
+        modified = {"Records": stream_records(account, "MODIFY")}
+        assert app.handler(modified, LambdaContext("ledger-export")) == {"batchItemFailures": []}
+    written = [c.params["Key"] for c in RECORDER.calls if c.function == function_id and c.operation == "PutObject"]
+    assert any(key.startswith("entries/day=") for key in written), written
+    assert any(key.startswith("accounts/day=") for key in written), written
+
+
 # The order matters: the game page first sees no catalogue, then the one the sync published.
 DRIVERS: list[tuple[str, Callable[[Stack, str], None]]] = [
     ("billing", drive_billing),
@@ -1047,6 +1196,7 @@ DRIVERS: list[tuple[str, Callable[[Stack, str], None]]] = [
     ("games_sync", drive_games_sync),
     ("game_page", drive_game_page),
     ("operator", drive_operator),
+    ("ledger_export", drive_ledger_export),
 ]
 DRIVEN = sorted({code_dir for code_dir, _ in DRIVERS})
 
@@ -1078,6 +1228,24 @@ def recording() -> Iterator[Recording]:
         create_table(dynamodb, TABLE)
         s3 = SETUP_SESSION.client("s3")
         s3.create_bucket(Bucket=BUCKET)
+        # The archive as the template makes it: Object Lock (which requires a checksum on every upload) and SSE-KMS.
+        s3.create_bucket(Bucket=ARCHIVE_BUCKET, ObjectLockEnabledForBucket=True)
+        s3.put_object_lock_configuration(
+            Bucket=ARCHIVE_BUCKET,
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}},
+            },
+        )
+        archive_key = SETUP_SESSION.client("kms").create_key()["KeyMetadata"]["Arn"]
+        s3.put_bucket_encryption(
+            Bucket=ARCHIVE_BUCKET,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": archive_key}}
+                ]
+            },
+        )
         cloudfront = SETUP_SESSION.client("cloudfront")
         distribution_id = create_distribution(cloudfront, BUCKET, f"iam-{uuid.uuid4().hex}")
         domain = cloudfront.get_distribution(Id=distribution_id)["Distribution"]["DomainName"]
@@ -1161,13 +1329,33 @@ def test_each_action_uses_each_of_its_leading_key_patterns(recording: Recording,
     assert not report.idle_action_key_patterns, report.idle_action_key_patterns
 
 
+def stream_read_policies(function_id: str) -> set[str]:
+    """AWSLambdaDynamoDBExecutionRole when one of the function's event source mappings reads a table's stream (SAM
+    attaches it; its DescribeStream / GetRecords / GetShardIterator / ListStreams are on every stream of the account,
+    as AWS wrote it), else nothing."""
+    for resource in translated().resources.values():
+        properties = resource["Properties"]
+        if (
+            resource["Type"] == "AWS::Lambda::EventSourceMapping"
+            and _refers_to(properties["FunctionName"], function_id)
+            and str(properties["EventSourceArn"].get("Fn::GetAtt", ["", ""])[1]) == "StreamArn"
+        ):
+            return {STREAM_READ}
+    return set()
+
+
+def test_only_the_exporter_reads_the_stream() -> None:
+    readers = {function_id for function_id in translated().code_dirs if stream_read_policies(function_id)}
+    assert readers == {"LedgerExportFunction"}
+
+
 @pytest.mark.parametrize("code_dir", DRIVEN)
 def test_sam_attaches_only_the_lambda_basics(recording: Recording, code_dir: str) -> None:
     function_id = _function_id(code_dir)
     attached = managed_policy_arns(function_id, recording.names)
     tracing = translated().resources[function_id]["Properties"].get("TracingConfig", {}).get("Mode")
     xray = attached & XRAY_POLICIES
-    assert attached - xray == {BASIC_EXECUTION}, attached
+    assert attached - xray == {BASIC_EXECUTION} | stream_read_policies(function_id), attached
     if tracing in ("Active", "PassThrough"):  # PassThrough still sends segments for requests sampled upstream
         assert len(xray) == 1, f"{function_id} traces (Tracing: {tracing}) without an X-Ray write policy: {attached}"
     else:
@@ -1307,6 +1495,44 @@ def test_the_checker_tells_the_indexes_apart(recording: Recording) -> None:
     assert {(n.action, n.resource) for n in denied} == {("dynamodb:Query", _table_arn(TABLE) + "/index/by_round")}
     # The table's own ARN does not cover its indexes: IAM matches the whole ARN.
     assert {n.action for n in check(queries_on((_table_arn(TABLE),)), needs, calls).denied} == {"dynamodb:Query"}
+
+
+def test_the_failure_destination_allowances_cover_only_that_queue_and_its_key_through_sqs() -> None:
+    [(queue, key)] = _on_failure_destinations().items()
+    assert queue.endswith(f":{DEAD_LETTERS}") and key == _bucket_kms_keys()[ARCHIVE_BUCKET]
+    send, data_key, _decrypt = NOT_OBSERVABLE
+    through = {"StringEquals": {"kms:ViaService": _via("sqs")}}
+
+    def grant(action: str, resource: str, condition: dict[str, Any]) -> Grant:
+        return Grant(Statement("Doctored", "Allow", (action,), (resource,), condition), action, resource)
+
+    assert send.justified(grant("sqs:SendMessage", queue, {}), [])
+    assert not send.justified(grant("sqs:SendMessage", queue.replace(DEAD_LETTERS, "another-queue"), {}), [])
+    assert data_key.justified(grant("kms:GenerateDataKey", key, through), [])
+    assert not data_key.justified(grant("kms:GenerateDataKey", key, {}), [])  # not only through SQS
+    assert not data_key.justified(grant("kms:GenerateDataKey", key.replace("archive-key", "other"), through), [])
+
+
+def test_the_exporter_only_adds_files_under_the_two_prefixes(recording: Recording) -> None:
+    statements = role_statements(_function_id("ledger_export"), recording.names)
+    archive = f"arn:{PARTITION}:s3:::{ARCHIVE_BUCKET}"
+    assert is_allowed(statements, Need("s3:PutObject", f"{archive}/entries/day=2026-01-01/a.parquet", (), "doctored"))
+    assert is_allowed(statements, Need("s3:PutObject", f"{archive}/accounts/day=2026-01-01/a.parquet", (), "doctored"))
+    for action, key in (
+        ("s3:PutObject", "other/a.parquet"),
+        ("s3:GetObject", "entries/day=2026-01-01/a.parquet"),
+        ("s3:DeleteObject", "entries/day=2026-01-01/a.parquet"),
+        ("s3:DeleteObjectVersion", "entries/day=2026-01-01/a.parquet"),
+        ("s3:BypassGovernanceRetention", "entries/day=2026-01-01/a.parquet"),
+        ("s3:PutObjectRetention", "entries/day=2026-01-01/a.parquet"),
+    ):
+        assert not is_allowed(statements, Need(action, f"{archive}/{key}", (), "doctored")), (action, key)
+    # The key only through S3 (to write) and SQS (the dead letters): never a direct decrypt.
+    key = _bucket_kms_keys()[ARCHIVE_BUCKET]
+    assert is_allowed(statements, Need("kms:GenerateDataKey", key, (("kms:ViaService", (_via("s3"),)),), "doctored"))
+    assert not is_allowed(statements, Need("kms:Decrypt", key, (("kms:ViaService", (_via("s3"),)),), "doctored"))
+    assert not is_allowed(statements, Need("kms:Decrypt", key, (), "doctored"))
+    assert not {"dynamodb", "ssm"} & {c.service for c in recording.calls[_function_id("ledger_export")]}
 
 
 def test_the_operator_function_cannot_touch_game_entries_the_salt_or_delete(recording: Recording) -> None:
