@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from wallet.money.sessions import MAX_SESSION_SECONDS
@@ -30,6 +31,7 @@ def _run_local(args: argparse.Namespace) -> int:
         dynamodb_port=args.dynamodb_port,
         max_instances=args.instances,
         session_seconds=args.session_seconds,
+        archive_dir=args.archive,
     )
 
 
@@ -41,6 +43,12 @@ def add_local_command(commands: Any) -> None:
     local.add_argument("--instances", type=int, default=8, help="Lambda instances per function (processes)")
     local.add_argument(
         "--session-seconds", type=_session_seconds, help="session lifetime, 1-86400 s (default a day; short for tests)"
+    )
+    local.add_argument(
+        "--archive",
+        type=Path,
+        metavar="DIR",
+        help="the ledger archive's folder (default: WALLET_ARCHIVE_DIR, else a new one under .local/archive/)",
     )
     local.set_defaults(run_alone=_run_local)
 

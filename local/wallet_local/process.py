@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -38,7 +40,11 @@ def clean_environ() -> dict[str, str]:
 
 class LocalStackProcess:
     def __init__(
-        self, environment: dict[str, str] | None = None, start_timeout: float = 90.0, extra_args: Sequence[str] = ()
+        self,
+        environment: dict[str, str] | None = None,
+        start_timeout: float = 90.0,
+        extra_args: Sequence[str] = (),
+        archive_dir: Path | None = None,
     ) -> None:
         self.port = free_port()
         self.dynamodb_port = free_port()
@@ -48,6 +54,14 @@ class LocalStackProcess:
         self.start_timeout = start_timeout
         # More `wallet local` options after the ports, e.g. ["--session-seconds", "3"].
         self.extra_args = list(extra_args)
+        # The ledger archive: `archive_dir`, or a temporary folder removed when the stack is stopped (not the
+        # checkout's .local/archive, which would fill up with a folder per test run).
+        self._own_archive = archive_dir is None and "--archive" not in self.extra_args
+        if "--archive" in self.extra_args:
+            self.archive_dir = Path(self.extra_args[self.extra_args.index("--archive") + 1])
+        else:
+            self.archive_dir = archive_dir or Path(tempfile.mkdtemp(prefix="wallet-archive-"))
+            self.extra_args += ["--archive", str(self.archive_dir)]
         self.process: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._lock = threading.Lock()
@@ -133,6 +147,7 @@ class LocalStackProcess:
             raise StackFailed(f"`wallet local` ignored SIGINT for {timeout}s; its output:\n{self.output()}") from None
         self._closed.wait(5)
         self._close_stream()
+        self._remove_archive()
         return code, self.output()
 
     def kill(self) -> None:
@@ -141,6 +156,11 @@ class LocalStackProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
         self._close_stream()
+        self._remove_archive()
+
+    def _remove_archive(self) -> None:
+        if self._own_archive:
+            shutil.rmtree(self.archive_dir, ignore_errors=True)
 
     def _close_stream(self) -> None:
         if self._reader is not None:

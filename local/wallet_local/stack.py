@@ -14,7 +14,9 @@ from typing import Any
 
 from wallet_local.dynamodb_local import LOCAL_CREDENTIALS, DynamoDBLocal
 from wallet_local.front import LocalFront, Route
+from wallet_local.paths import new_archive_dir
 from wallet_local.sigv4 import LocalCredentials
+from wallet_local.streams import PROGRESS_FILE, LocalExport, start_local_export
 from wallet_local.table import create_table
 
 LOCAL_TABLE = "wallet-local"
@@ -47,9 +49,13 @@ ROUTES = [
 ]
 
 
-def local_environment(dynamodb_endpoint: str, aws_endpoint: str = "", distribution_id: str = "") -> dict[str, str]:
+def local_environment(
+    dynamodb_endpoint: str, aws_endpoint: str = "", distribution_id: str = "", archive_dir: str = ""
+) -> dict[str, str]:
     """What the handlers and the CLI need to run against the local stack (the secrets can be overridden)."""
     return {
+        # The ledger exporter writes the archive there; `wallet report` and `wallet audit` read it (DuckDB).
+        "WALLET_ARCHIVE_DIR": archive_dir,
         "AWS_ENDPOINT_URL_S3": aws_endpoint,
         "AWS_ENDPOINT_URL_CLOUDFRONT": aws_endpoint,
         "WALLET_CATALOGUE_BUCKET": CATALOGUE_BUCKET,
@@ -79,6 +85,7 @@ def run_local_stack(
     dynamodb_port: int = 8000,
     max_instances: int = 8,
     session_seconds: int | None = None,
+    archive_dir: Path | None = None,
 ) -> int:
     database = DynamoDBLocal(dynamodb_port)
     try:
@@ -88,19 +95,24 @@ def run_local_stack(
         return 2
     front: LocalFront | None = None
     aws = None
+    export: LocalExport | str | None = None
     try:
         aws = start_moto_server()
         aws_endpoint = f"http://127.0.0.1:{aws.port}"
         distribution_id = create_site(aws_endpoint)
-        environment = local_environment(database.endpoint, aws_endpoint, distribution_id)
+        archive = local_archive_dir(archive_dir, os.environ.get("WALLET_TABLE", LOCAL_TABLE))
+        environment = local_environment(database.endpoint, aws_endpoint, distribution_id, str(archive))
         if session_seconds is not None:
             # For the functions and for every `wallet session new` run with the printed environment.
             environment["WALLET_SESSION_SECONDS"] = str(session_seconds)
         # The handlers read the environment when they are imported, exactly as in Lambda.
-        for key in ("WALLET_SALT_PARAMETER", "WALLET_SESSION_KEY_PARAMETER"):
+        # The archive is the local folder only (the exporter refuses both a folder and a bucket).
+        for key in ("WALLET_SALT_PARAMETER", "WALLET_SESSION_KEY_PARAMETER", "WALLET_ARCHIVE_BUCKET"):
             os.environ.pop(key, None)
         os.environ.update(environment)
         create_table(database.client(), environment["WALLET_TABLE"])
+        # The stream's reader and the exporter (its own process, started from this environment), before any write.
+        export = start_local_export(database.client(), database.endpoint, environment["WALLET_TABLE"], archive)
         from wallet.bootstrap import build_wallet
 
         wallet = build_wallet()
@@ -129,17 +141,32 @@ def run_local_stack(
             os.environ.get("WALLET_GAMES_CONFIG_URL") or f"{front.url}/provider/games_config.json"
         )
         synced = sync_catalogue()
-        print(_banner(front.url, database, environment, session.token, session.expires_at, synced), flush=True)
+        archived = archive if isinstance(export, LocalExport) else f"none ({export})"
+        print(
+            _banner(front.url, database, environment, session.token, session.expires_at, synced, archived), flush=True
+        )
         _wait_for_stop()
     finally:
         if front is not None:
             front.shutdown()
             front.server_close()
+        if isinstance(export, LocalExport):
+            export.stop()  # after the front: what the last requests wrote is archived too
         if aws is not None:
             aws.stop()
         database.stop()
     print("stopped", flush=True)
     return 0
+
+
+def local_archive_dir(given: Path | None, table: str) -> Path:
+    """--archive, else WALLET_ARCHIVE_DIR, else a new folder for this run under .local/archive; absolute, since the
+    banner's export line is for another shell in any directory."""
+    configured = os.environ.get("WALLET_ARCHIVE_DIR", "").strip()
+    folder = given or (Path(configured) if configured else new_archive_dir(table))
+    folder = folder.expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 class MotoServer:
@@ -245,7 +272,13 @@ def signed_body(session: str, trx_id: str, salt: str, minus: int, plus: int, tag
 
 
 def _banner(
-    url: str, database: DynamoDBLocal, environment: dict[str, str], token: str, expires_at: int, synced: dict[str, Any]
+    url: str,
+    database: DynamoDBLocal,
+    environment: dict[str, str],
+    token: str,
+    expires_at: int,
+    synced: dict[str, Any],
+    archive: Path | str,
 ) -> str:
     salt = environment["WALLET_SALT"]
     balance = signed_body(token, "demo-balance-1", salt, 0, 0, {"game": "slot", "game_id": ""})
@@ -278,6 +311,7 @@ def _banner(
             "WALLET_DISTRIBUTION_ID",
             "WALLET_GAMES_CONFIG_URL",
             "WALLET_SESSION_SECONDS",
+            "WALLET_ARCHIVE_DIR",
         )
         if key in environment
     )
@@ -304,6 +338,10 @@ def _banner(
             f"  wallet session new {DEMO_PLAYER}; wallet session revoke {DEMO_PLAYER}",
             f"  wallet player status {DEMO_PLAYER} suspended --reason 'cool-off requested'",
             "  wallet games sync",
+            "",
+            f"The ledger archive (the table's stream, read as Lambda reads it, into the ledger exporter): {archive}",
+            f"  wallet report; wallet audit    (DuckDB over WALLET_ARCHIVE_DIR; {PROGRESS_FILE} there says when it "
+            "caught up)",
             "",
             f"Operator API: {url}/operator/... (SigV4, service execute-api: AWS_ACCESS_KEY_ID="
             f"{environment['AWS_ACCESS_KEY_ID']} AWS_SECRET_ACCESS_KEY={environment['AWS_SECRET_ACCESS_KEY']} "

@@ -10,7 +10,13 @@ import yaml
 from wallet_local.paths import TEMPLATE
 
 TABLE_LOGICAL_ID = "WalletTable"
-_CREATE_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+_CREATE_TABLE_KEYS = (
+    "AttributeDefinitions",
+    "KeySchema",
+    "GlobalSecondaryIndexes",
+    "BillingMode",
+    "StreamSpecification",
+)
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -28,9 +34,14 @@ def _tag(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
 _CloudFormationLoader.add_multi_constructor("!", _tag)
 
 
-def table_properties(template: Path = TEMPLATE) -> dict[str, Any]:
+def template_document(template: Path = TEMPLATE) -> dict[str, Any]:
+    """The template, with its short-form tags read as plain values (!GetAtt X.Y is the text "X.Y")."""
     document = yaml.load(template.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
-    resource = document["Resources"][TABLE_LOGICAL_ID]
+    return dict(document)
+
+
+def table_properties(template: Path = TEMPLATE) -> dict[str, Any]:
+    resource = template_document(template)["Resources"][TABLE_LOGICAL_ID]
     if resource["Type"] != "AWS::DynamoDB::Table":
         raise ValueError(f"{TABLE_LOGICAL_ID} is not an AWS::DynamoDB::Table")
     return dict(resource["Properties"])
@@ -39,6 +50,9 @@ def table_properties(template: Path = TEMPLATE) -> dict[str, Any]:
 def create_table_request(table_name: str, template: Path = TEMPLATE) -> dict[str, Any]:
     properties = table_properties(template)
     request = {key: properties[key] for key in _CREATE_TABLE_KEYS if key in properties}
+    if "StreamSpecification" in request:
+        # CloudFormation enables the stream by the property's presence; the CreateTable API wants it said.
+        request["StreamSpecification"] = {"StreamEnabled": True, **request["StreamSpecification"]}
     request["TableName"] = table_name
     return request
 

@@ -221,3 +221,10 @@ def player(stack: LocalStack) -> Player:
 @pytest.fixture
 def new_player(stack: LocalStack) -> Callable[..., Player]:
     return stack.new_player
+
+
+@pytest.fixture(scope="session")
+def archive_dir(stack: LocalStack) -> Path:
+    """The session stack's ledger archive: the folder `wallet local --archive` got from wallet_local.process (the
+    table's stream -> the ledger exporter -> Parquet); `wallet report` and `wallet audit` read it with DuckDB."""
+    return stack.process.archive_dir

@@ -10,7 +10,9 @@ requests. Sessions rotate mid-round: between a bet and its win, or a bet package
 client issues its player a new session; the round's remaining credits still come on the old session and land (money
 owed), new bets use the new one, and a bet or a balance request on a replaced session is refused (session_not_found,
 nothing moves); replays keep the session their original carried. At the end: every balance equals the model, `wallet
-audit` is clean, and the ledger holds exactly the accepted trx_ids plus the opening entries.
+audit` is clean, and the ledger holds exactly the accepted trx_ids plus the opening entries. Then the ledger archive
+(the table's stream into the ledger exporter, wallet_local.streams) catches up: `wallet report` over it gives the
+model's bets, wins and GGR per game and currency, and `wallet audit` over it is clean and counts what the table holds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import random
 import subprocess
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,11 +40,13 @@ from wallet.money.ledger import Source
 from wallet.money.wallet import Wallet
 from wallet_local.process import WALLET, LocalStackProcess, clean_environ
 from wallet_local.stack import DEMO_PLAYER, LOCAL_TABLE, local_environment
+from wallet_local.streams import wait_for_archive
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 20.0
+ARCHIVE_TIMEOUT = 300.0  # the exporter trails the load on a busy machine; once it ends, the rest goes in seconds
 PLAYERS = 200
 CLIENTS = 32
 REQUESTS = 10_000
@@ -94,6 +99,9 @@ class Player:
     currency: str
     balance: Decimal
     accepted: list[tuple[str, str, Decimal]] = field(default_factory=list)  # (trx_id, body, minus) that moved
+    # What moved, per game_id as the report groups it (the player has one currency): accepted bets, accepted wins.
+    bets: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    wins: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     replaced: list[str] = field(default_factory=list)  # every session a rotation replaced, oldest first
 
 
@@ -216,6 +224,9 @@ class Client:
         else:
             player.balance = player.balance - minus + plus
             player.accepted.append((trx_id, body, minus))
+            game_id = str(tag.get("game_id") or "?")  # the report's COALESCE(NULLIF(game_id, ''), '?')
+            player.bets[game_id] += minus
+            player.wins[game_id] += plus
             expected = ("OK", player.balance, player.currency)
             moved = True
             self.tally.old_session_credits += session != player.session
@@ -459,6 +470,39 @@ def test_ten_thousand_requests_from_32_clients_match_the_model(stack: Stack) -> 
     assert report["entries"] == len(accepted) + PLAYERS + 1
     assert report["players"] == PLAYERS + 1
 
+    # The archive: everything written so far reaches it through the stream and the exporter.
+    env = stack.cli_env()
+    archive = env["WALLET_ARCHIVE_DIR"]
+    since = time.time()
+    progress = wait_for_archive(archive, since, ARCHIVE_TIMEOUT)
+    caught_up = time.time() - since
+    assert progress["failed"] == 0, progress
+
+    # `wallet report` over it (DuckDB): the model's bets, wins and GGR per game and currency.
+    done = subprocess.run([str(WALLET), "report"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    games_report = json.loads(done.stdout)["games"]
+    expected: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for p in players:
+        for game_id in p.bets:
+            totals = expected[(game_id, p.currency)]
+            totals[0] += p.bets[game_id]
+            totals[1] += p.wins[game_id]
+    got = {
+        (row["game_id"], row["currency"]): (Decimal(row["bets"]), Decimal(row["wins"]), Decimal(row["ggr"]))
+        for row in games_report
+    }
+    assert got == {key: (bets, wins, bets - wins) for key, (bets, wins) in expected.items()}
+    assert {currency for _, currency in got} == set(CURRENCIES)
+
+    # `wallet audit` over the archive: clean, and the same players and entries as the scan of the table.
+    done = subprocess.run([str(WALLET), "audit"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    archived = json.loads(done.stdout)
+    assert archived["clean"] is True and archived["violations"] == []
+    assert (archived["players"], archived["entries"]) == (report["players"], report["entries"])
+    assert Decimal(archived["total_balance"]) == Decimal(report["total_balance"])
+
     # Captured (so shown only with -s).
     print(
         f"\nstress: {total.posts} requests in {elapsed:.1f} s = {total.posts / elapsed:.0f} req/s from {CLIENTS} "
@@ -466,5 +510,6 @@ def test_ten_thousand_requests_from_32_clients_match_the_model(stack: Stack) -> 
         f"{total.replays} replays ({total.replays_over_balance} over the balance), {total.pairs} pairs, "
         f"{total.drops} dropped replies, {total.not_enough} not_enough_money; {total.rotations} session rotations "
         f"mid-round, {total.old_session_credits} credits on a replaced session, {total.old_session_replays} replays "
-        f"on one, {total.refused} refused on one (session_not_found)"
+        f"on one, {total.refused} refused on one (session_not_found); the archive caught up {caught_up:.1f} s after "
+        f"the audit ({progress['records']} stream records in {progress['batches']} batches)"
     )
