@@ -1,4 +1,7 @@
-"""`python -m bench [--quick]`: run every section, print one table, write bench/results/latest.json."""
+"""`python -m bench [--quick]`: run every section, print one table, write bench/results/latest.json.
+
+`python -m bench archive [--quick]`: only the ledger archive at scale (bench/archive.py), to bench/results/archive.json.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import calls, coldstart, cost, overhead
+from bench import archive, calls, coldstart, cost, overhead
 from bench.common import REPO_ROOT
 from bench.load import LOCAL_TABLE, LocalStack
 from bench.load import measure as measure_load
 
 RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
+ARCHIVE_RESULTS = REPO_ROOT / "bench" / "results" / "archive.json"
+SECTIONS = ("all", "archive")
 DYNAMODB_LOCAL_VERSION = "1.25.1"
 
 FULL = {
@@ -27,6 +32,7 @@ FULL = {
     "coldstart_functions": coldstart.FUNCTIONS,
     "levels": {1: 200, 8: 640, 32: 640},
     "hot_levels": {8: 240, 32: 256},
+    "archive": archive.FULL_SPEC,
 }
 QUICK = {
     "overhead_requests": 300,
@@ -35,6 +41,7 @@ QUICK = {
     "coldstart_functions": ("billing",),
     "levels": {1: 20, 8: 64, 32: 64},
     "hot_levels": {8: 32, 32: 64},
+    "archive": archive.QUICK_SPEC,
 }
 
 
@@ -99,6 +106,8 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
         balance_p50_ms=results["overhead"]["balance"]["p50_ms"],
         read_call=bet_calls[0] if bet_calls else "BatchGetItem",
     )
+    results["archive"] = archive.measure(settings["archive"])
+    done("archive")
     return results
 
 
@@ -387,6 +396,8 @@ def render(results: dict[str, Any]) -> str:
         f"{_fmt(k['met'])} (REST API beside it: ${k['rest_total_usd']:.2f}). Levers not taken: "
         + "; ".join(f"{lever['lever']} -${lever['saves_usd']:.2f}" for lever in k["levers"][1:])
     )
+    if "archive" in results:
+        parts.append(archive.render(results["archive"], _table))
     notes = [
         "Notes: duplicate trx is answered from the one TransactGetItems (target <= 2, measured 1). The baseline is "
         "not atomic (a crash between its PutItem and UpdateItem loses or doubles money) and is for comparison only.",
@@ -399,14 +410,23 @@ def render(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("section", nargs="?", default="all", choices=SECTIONS, help="every section (default) or one")
     parser.add_argument("--quick", action="store_true", help="a ~30 s smoke run with fewer requests")
-    parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write the results (default {RESULTS})")
+    parser.add_argument(
+        "--json", type=Path, help=f"where to write the results (default {RESULTS}, or {ARCHIVE_RESULTS} for archive)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    results = run(QUICK if args.quick else FULL)
+    settings = QUICK if args.quick else FULL
+    if args.section == "archive":
+        args.json = args.json or ARCHIVE_RESULTS
+        results = {"machine": machine(), "archive": archive.measure(settings["archive"])}
+    else:
+        args.json = args.json or RESULTS
+        results = run(settings)
     results["mode"] = "quick" if args.quick else "full"
     results["seconds"] = round(time.perf_counter() - started, 1)
-    table = render(results)
+    table = render(results) if args.section == "all" else archive.render(results["archive"], _table)
     results["table"] = table
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
