@@ -208,6 +208,7 @@ def test_html_report_renders_offline(
     assert operator_main(argv) == 0
     capsys.readouterr()
 
+    _console_errors(browser)  # the browser is shared: reading the log empties it of the earlier tests' pages
     # 4.8 MB of inlined plotly.js to parse: on a busy machine that alone can take longer than WAIT.
     browser.set_page_load_timeout(REPORT_WAIT)
     try:

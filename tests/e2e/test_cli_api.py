@@ -67,7 +67,7 @@ def _wallet(stack: LocalStack, *args: str, through_api: bool = True, **extra: st
 
 def _normalised(run: Run, player: str) -> Run:
     """What must differ between two players and two runs: ids, times, tokens and expiries, the random id of a
-    status or limits change, and who made it (the login name directly, the signer's ARN through the API)."""
+    status or limits change, the entries' chain hashes (over the player and the time), and who made it (the login name directly, the signer's ARN through the API)."""
 
     def clean(text: str) -> str:
         text = TOKEN.sub("<token>", text)
@@ -75,6 +75,7 @@ def _normalised(run: Run, player: str) -> Run:
         text = TIME.sub("<time>", text)
         text = re.sub(r'"(expires_at|session_expires_at|pending_at)": \d+', r'"\1": <n>', text)
         text = re.sub(r'"by": "[^"]*"', '"by": <who>', text)
+        text = re.sub(r'"chain_hash": "[0-9a-f]{64}"', '"chain_hash": <hash>', text)  # over the player and the time
         return text.replace(player, "P")
 
     code, out, err = run
