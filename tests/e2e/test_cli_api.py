@@ -67,7 +67,8 @@ def _wallet(stack: LocalStack, *args: str, through_api: bool = True, **extra: st
 
 def _normalised(run: Run, player: str) -> Run:
     """What must differ between two players and two runs: ids, times, tokens and expiries, the random id of a
-    status or limits change, the entries' chain hashes (over the player and the time), and who made it (the login name directly, the signer's ARN through the API)."""
+    status or limits change, the entries' chain hashes (over the player and the time), and who made it (the login
+    name directly, the signer's ARN through the API)."""
 
     def clean(text: str) -> str:
         text = TOKEN.sub("<token>", text)
