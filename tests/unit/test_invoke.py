@@ -226,6 +226,48 @@ def test_sam_is_asked_for_the_emulator_without_a_pull(tmp_path: Path) -> None:
     assert command[-3:] == ["--event", str(EVENTS / "bet.json"), "BillingFunction"]
 
 
+class _ScriptedSam(invoke.Sam):
+    """The emulator's answers, one per invoke, without docker."""
+
+    answers: list[tuple[str, str]]
+    answers_given: list[str]
+
+    def _invoke_once(self, expectation: Expectation, attempt: int = 1) -> Row:
+        assert attempt == len(self.answers_given) + 1
+        stdout, stderr = self.answers.pop(0)
+        self.answers_given.append(stdout)
+        try:
+            reply = invoke.parse_invoke_output(stdout)
+        except ValueError as exc:
+            return Row(expectation.name, expectation.describe(), "no result", 1.0, False, f"{exc}\n{stderr}")
+        ok, got = invoke.check(expectation, reply)
+        return Row(expectation.name, expectation.describe(), got, 1.0, ok)
+
+
+LOST = "END RequestId: 1\nFunction 'X' timed out after 10 seconds\nNo response from invoke container for X"
+BET_REPLY = json.dumps({"statusCode": 200, "body": json.dumps({"status": "OK", "balance": 99900, "currency": "FUN"})})
+
+
+@pytest.mark.parametrize(
+    ("answers", "ok", "calls"),
+    [
+        ([("", LOST), (BET_REPLY, "")], True, 2),  # the emulator lost the reply once: sent again, and it matches
+        ([("", LOST), ("", LOST)], False, 2),  # lost twice: a failure, not a third try
+        ([("", "Traceback: KeyError")], False, 1),  # the function failed: never sent again
+    ],
+)
+def test_an_event_is_sent_again_only_when_the_emulator_lost_its_reply(
+    tmp_path: Path, manifest: Manifest, answers: list[tuple[str, str]], ok: bool, calls: int
+) -> None:
+    bet = next(e for e in manifest.replay if e.event == "bet.json")
+    sam = _ScriptedSam(tmp_path / "template.yaml", [], "10.0.0.2", tmp_path, {})
+    sam.answers, sam.answers_given = list(answers), []
+    row = sam.invoke(bet)
+    assert row.ok is ok
+    assert len(answers) - len(sam.answers) == calls
+    assert ("sent twice" in row.got) is (calls == 2)
+
+
 def test_the_network_targets() -> None:
     targets = invoke.network_targets("10.0.0.2", 8000, "10.0.0.1", "192.0.2.1", host_reachable=False)
     assert targets == [
