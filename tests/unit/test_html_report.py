@@ -38,11 +38,14 @@ def game_row(game_id: str, currency: str, bets: str, wins: str, ggr: str, player
     }
 
 
-def open_round(game_uuid: str, player_id: str, game_id: str, bet: str, at: str, minutes: int) -> dict[str, Any]:
+def open_round(
+    game_uuid: str, player_id: str, game_id: str, bet: str, at: str, minutes: int, currency: str = "EUR"
+) -> dict[str, Any]:
     return {
         "game_uuid": game_uuid,
         "player_id": player_id,
         "game_id": game_id,
+        "currency": currency,
         "bet": bet,
         "last_bet_at": at,
         "player": player_id,
@@ -69,7 +72,7 @@ REPORT: dict[str, Any] = {
     ],
     "open_rounds": [
         open_round("r9", HOSTILE_PLAYER, HOSTILE_GAME, "1", "2026-12-03T08:00:00.000000Z", 120),
-        open_round("r2", "alice", "", "0.1", "2026-12-03T08:30:00.000000Z", 90),
+        open_round("r2", "alice", "", "0.1", "2026-12-03T08:30:00.000000Z", 90, "FUN"),
     ],
 }
 
@@ -187,8 +190,8 @@ def test_page_shows_the_exact_figures(parsed: Page) -> None:
     ]
     assert parsed.rows["open-rounds"] == [
         ["Round", "Player", "Game", "Bet", "Last bet at", "Open for (minutes)"],
-        ["r9", HOSTILE_PLAYER, HOSTILE_GAME, "1", "2026-12-03T08:00:00.000000Z", "120"],
-        ["r2", "alice", "—", "0.1", "2026-12-03T08:30:00.000000Z", "90"],  # no game id: a dash
+        ["r9", HOSTILE_PLAYER, HOSTILE_GAME, "1 EUR", "2026-12-03T08:00:00.000000Z", "120"],
+        ["r2", "alice", "—", "0.1 FUN", "2026-12-03T08:30:00.000000Z", "90"],  # no game id: a dash
     ]
 
 

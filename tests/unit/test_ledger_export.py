@@ -227,6 +227,7 @@ EXPECTED_OPEN = [
         "game_uuid": "k-77",
         "player_id": "p2",
         "game_id": "e_keno",
+        "currency": "FUN",
         "bet": "20",
         "last_bet_at": "2026-12-01T23:59:59.000000Z",
         "player": "p2",

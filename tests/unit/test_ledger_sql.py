@@ -310,6 +310,7 @@ def test_game_totals(engine: DuckDBEngine) -> None:
 def test_open_rounds(engine: DuckDBEngine, cutoff: str, expected: list[tuple[Any, ...]]) -> None:
     rows = engine.run("open_rounds", cutoff=cutoff)
     assert amounts(rows, "game_uuid", "player_id", "game_id", "bet", "last_bet_at") == expected
+    assert [row["currency"] for row in rows] == [{"carol": "EUR", "alice": "FUN"}[row["player_id"]] for row in rows]
 
 
 def test_statement_bounds(engine: DuckDBEngine) -> None:
@@ -430,6 +431,7 @@ def test_report_as_the_cli_prints_it(engine: DuckDBEngine) -> None:
             "player_id": "carol",
             "player": "carol",
             "game_id": "slot_a",
+            "currency": "EUR",
             "bet": "2",
             "last_bet_at": T.format(2, "08:10"),
             "open_minutes": 230,
@@ -439,6 +441,7 @@ def test_report_as_the_cli_prints_it(engine: DuckDBEngine) -> None:
             "player_id": "alice",
             "player": "alice",
             "game_id": "slot_b",
+            "currency": "FUN",
             "bet": "5",
             "last_bet_at": T.format(2, "10:00"),
             "open_minutes": 120,

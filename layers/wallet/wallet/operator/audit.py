@@ -219,6 +219,7 @@ def open_rounds(entries: Iterable[LedgerEntry], now: datetime, older_than: timed
                         "game_uuid": game_uuid,
                         "player": last.player_id,
                         "game_id": str(last.tag.get("game_id", "")),
+                        "currency": last.currency,
                         "bet": str(sum((e.minus for e in round_entries), Decimal(0))),
                         "last_bet_at": last.created_at,
                         "open_minutes": int((now - started).total_seconds() // 60),

@@ -108,7 +108,8 @@ PAGE = """<!DOCTYPE html>
     <tbody>
     {% for row in report.open_rounds %}<tr>
       <td><code>{{ row.game_uuid }}</code></td><td>{{ row.player_id }}</td><td>{{ row.game_id or "—" }}</td>
-      <td class="amount">{{ row.bet }}</td><td>{{ row.last_bet_at }}</td><td class="count">{{ row.open_minutes }}</td>
+      <td class="amount">{{ row.bet }} {{ row.currency }}</td><td>{{ row.last_bet_at }}</td>
+      <td class="count">{{ row.open_minutes }}</td>
     </tr>
     {% endfor %}</tbody>
   </table>

@@ -1,9 +1,11 @@
 """The operator's reading side: the reports and the audit as SQL over the ledger archive, on DuckDB or Athena.
 
 The SQL lives in wallet/operator/sql/, one Jinja2 template per query, in the Trino (Athena) dialect that DuckDB also
-runs. A template sees three hooks and nothing else that differs between the engines:
+runs. A template sees these hooks and nothing else that differs between the engines:
   {{ entries }}, {{ accounts }}, {{ entry_copies }}  the deduplicated relations (sql/_relations.sql) over the
       engine's raw tables: one row per entry_id, one per (player_id, version), every distinct copy of an entry
+  {{ entries_where("condition") }}  {{ entries }} of the raw rows matching the condition (filtered before the
+      deduplication, so a player's statement reads only that player's rows)
   {{ sha256_hex("expr") }}  lowercase hex SHA-256 of a VARCHAR expression, in the engine's own functions
   {{ param("name") }}       a bound `?` parameter; run(name, **params) passes the values in order, never in the text
 Templates: ggr_daily, game_totals, open_rounds (cutoff), statement (player_id, since, until), audit, audit_totals.
@@ -20,8 +22,8 @@ keys (kept stable; amounts are exact decimal strings such as "12.5", never float
   "open_minutes"  the --open-minutes the open rounds were found with
   "ggr"           ggr_daily rows: day, game_id, currency, bets, wins, ggr
   "games"         game_totals rows: game_id, currency, bets, wins, ggr, players, rounds
-  "open_rounds"   open_rounds rows: game_uuid, player_id, game_id, bet, last_bet_at, plus today's `player` (the same
-                  id) and `open_minutes` (how long it has been open at `now`)
+  "open_rounds"   open_rounds rows: game_uuid, player_id, game_id, currency, bet, last_bet_at, plus today's `player`
+                  (the same id) and `open_minutes` (how long it has been open at `now`)
 audit(engine) returns a wallet.operator.audit.AuditReport: the same JSON as the whole-table audit (clean, players,
 entries, total_balance, violations as sentences, warnings) and the same exit code in `wallet audit`.
 
@@ -140,6 +142,7 @@ def render(name: str, dialect: Dialect) -> RenderedQuery:
 
     sql = environment.get_template(f"{name}.sql").render(
         entries=relations.entries(dialect.raw_entries),
+        entries_where=lambda where: relations.entries(dialect.raw_entries, where),
         accounts=relations.accounts(dialect.raw_accounts),
         entry_copies=relations.entry_copies(dialect.raw_entries),
         sha256_hex=dialect.sha256_hex,

@@ -8,7 +8,7 @@
   DECIMAL(20, 8) amounts) or an empty table reads the same.
 -#}
 
-{% macro typed_entries(raw) -%}
+{% macro typed_entries(raw, where=none) -%}
 SELECT
     CAST(entry_id AS VARCHAR) AS entry_id,
     CAST(source AS VARCHAR) AS source,
@@ -27,12 +27,15 @@ SELECT
     CAST(created_at AS VARCHAR) AS created_at,
     CAST(account_version AS BIGINT) AS account_version,
     CAST(chain_hash AS VARCHAR) AS chain_hash
-FROM {{ raw }}
+FROM {{ raw }}{% if where %}
+WHERE {{ where }}{% endif %}
 {%- endmacro %}
 
 {#- One row per entry_id. Identical copies collapse; if the copies differ (the audit's entry_rewritten) one of them is
-    kept, the same one on every run. -#}
-{% macro entries(raw) -%}
+    kept, the same one on every run. `where` (a condition on the raw columns) keeps only some rows before the
+    deduplication: an engine cannot push a filter below the ranking by entry_id itself, so a player's statement would
+    otherwise rank the whole archive. -#}
+{% macro entries(raw, where=none) -%}
 (
     SELECT
         entry_id, source, trx_id, player_id, kind, currency, minus, plus, balance_before, balance_after,
@@ -45,7 +48,7 @@ FROM {{ raw }}
                 PARTITION BY entry_id
                 ORDER BY created_at, chain_hash, account_version, balance_after, minus, plus, tag
             ) AS copy_rank
-        FROM ({{ typed_entries(raw) }}) AS typed
+        FROM ({{ typed_entries(raw, where) }}) AS typed
     ) AS ranked
     WHERE copy_rank = 1
 )

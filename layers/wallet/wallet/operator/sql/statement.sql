@@ -18,9 +18,8 @@ SELECT
     created_at,
     account_version,
     chain_hash
-FROM {{ entries }} AS e
+FROM {{ entries_where("CAST(player_id AS VARCHAR) = " ~ param("player_id")) }} AS e
 WHERE
-    player_id = {{ param("player_id") }}
-    AND created_at >= {{ param("since") }}
+    created_at >= {{ param("since") }}
     AND created_at < {{ param("until") }}
 ORDER BY account_version, entry_id
