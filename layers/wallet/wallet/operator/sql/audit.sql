@@ -24,28 +24,36 @@
     "COALESCE(game_uuid, '')",
     "tag",
     "created_at",
-    "previous_hash",
 ] %}
-{#- One concat() call, not a chain of ||: a third faster on DuckDB. A NULL field (a malformed row) gives no hash on
+{#- The entry's own fields, then the previous hash, which only the window knows. The entry's part is built before the
+    window, so the window sorts eight columns and that one text instead of every column (12% less time on DuckDB).
+    One concat() call, not a chain of ||: a third faster on DuckDB. A NULL field (a malformed row) gives no hash on
     Athena and a different one on DuckDB: chain_broken either way. -#}
-{%- set canonical_form -%}
+{%- set entry_form -%}
 CONCAT({% for field in chain_fields %}{% if not loop.first %}, {% endif %}CAST(LENGTH({{ field }}) AS VARCHAR), ':', {{ field }}{% endfor %})
 {%- endset %}
-WITH linked AS (
+WITH forms AS (
     SELECT
-        e.*,
+        entry_id, player_id, account_version, minus, plus, balance_before, balance_after, chain_hash,
+        {{ entry_form }} AS entry_form
+    FROM {{ entries }} AS e
+),
+
+linked AS (
+    SELECT
+        forms.*,
         LAG(account_version) OVER (PARTITION BY player_id ORDER BY account_version, entry_id) AS previous_version,
         LAG(balance_after) OVER (PARTITION BY player_id ORDER BY account_version, entry_id) AS previous_after,
         COALESCE(LAG(chain_hash) OVER (PARTITION BY player_id ORDER BY account_version, entry_id), '')
             AS previous_hash,
-        ROW_NUMBER() OVER (PARTITION BY player_id ORDER BY account_version DESC, entry_id DESC) AS from_last
-    FROM {{ entries }} AS e
+        LEAD(TRUE) OVER (PARTITION BY player_id ORDER BY account_version, entry_id) IS NULL AS is_last
+    FROM forms
 ),
 
 checked AS (
     SELECT
         linked.*,
-        {{ sha256_hex(canonical_form) }} AS expected_hash
+        {{ sha256_hex("CONCAT(entry_form, CAST(LENGTH(previous_hash) AS VARCHAR), ':', previous_hash)") }} AS expected_hash
     FROM linked
 ),
 
@@ -72,7 +80,7 @@ account_ends AS (
         l.balance_after AS last_balance,
         l.chain_hash AS last_hash
     FROM latest_accounts AS a
-    FULL OUTER JOIN (SELECT * FROM linked WHERE from_last = 1) AS l ON a.player_id = l.player_id
+    FULL OUTER JOIN (SELECT * FROM linked WHERE is_last) AS l ON a.player_id = l.player_id
 ),
 
 violations AS (
