@@ -112,16 +112,27 @@ class LoadResult:
     errors: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     error_kinds: dict[str, int] = field(default_factory=dict)
+    # A worker that raises is a 5xx (the Lambda answers 5xx for what escapes it; http workers raise ServerError).
+    server_errors: int = 0
+    longest_5xx_run: int = 0  # the longest run of consecutive 5xx over all clients, in completion order
+    longest_5xx_run_per_client: int = 0  # the longest run one client saw in its own requests
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def server_error_rate(self) -> float:
+        return self.server_errors / self.requests if self.requests else 0.0
 
     def summary(self) -> dict[str, Any]:
         return {
             "clients": self.clients,
             "requests": self.requests,
             "errors": self.errors,
+            "5xx": self.server_errors,
+            "5xx_run": self.longest_5xx_run,
+            "5xx_run_client": self.longest_5xx_run_per_client,
             "seconds": round(self.seconds, 3),
             "rps": round(self.rps, 1),
             "p50_ms": round(percentile(self.latencies_ns, 0.50), 2),
@@ -131,32 +142,56 @@ class LoadResult:
         }
 
 
+class ServerError(Exception):
+    """A 5xx answer, for a worker that sees status codes rather than exceptions (the HTTP one)."""
+
+
+def longest_run(flags: list[bool]) -> int:
+    """The longest run of True in `flags`."""
+    longest = current = 0
+    for flag in flags:
+        current = current + 1 if flag else 0
+        longest = max(longest, current)
+    return longest
+
+
 def run_load(clients: int, per_client: int, make_worker: Callable[[int], Callable[[int], bool]]) -> LoadResult:
-    """Run `clients` threads, each doing `per_client` requests; the worker returns False for an error reply.
+    """Run `clients` threads, each doing `per_client` requests; the worker returns False for an error reply and
+    raises for a 5xx.
 
     make_worker(i) is called before the clock starts (set-up: connections, clients, bodies); the clock runs from
     the barrier to the last thread's end, each request timed with perf_counter_ns.
     """
     workers = [make_worker(i) for i in range(clients)]
     latencies: list[list[int]] = [[] for _ in range(clients)]
+    failed: list[list[bool]] = [[] for _ in range(clients)]  # per client: was request n a 5xx
+    completed: list[bool] = []  # every request as it completed, over all clients: was it a 5xx
     errors = [0] * clients
     kinds: dict[str, int] = {}
+    lock = threading.Lock()
     barrier = threading.Barrier(clients + 1)
 
     def run(index: int) -> None:
         work = workers[index]
         own = latencies[index]
+        own_failed = failed[index]
         barrier.wait()
         for n in range(per_client):
             started = time.perf_counter_ns()
+            server_error = False
             try:
                 good = work(n)
             except Exception as exc:
                 good = False
+                server_error = True
                 cause = exc.__cause__
                 name = type(exc).__name__ + (f"({type(cause).__name__})" if cause is not None else "")
-                kinds[name] = kinds.get(name, 0) + 1
+                with lock:
+                    kinds[name] = kinds.get(name, 0) + 1
             own.append(time.perf_counter_ns() - started)
+            own_failed.append(server_error)
+            with lock:
+                completed.append(server_error)
             if not good:
                 errors[index] += 1
 
@@ -171,6 +206,9 @@ def run_load(clients: int, per_client: int, make_worker: Callable[[int], Callabl
     merged = [sample for own in latencies for sample in own]
     result = LoadResult(clients, len(merged), elapsed, merged, sum(errors))
     result.error_kinds = kinds
+    result.server_errors = sum(completed)
+    result.longest_5xx_run = longest_run(completed)
+    result.longest_5xx_run_per_client = max((longest_run(own) for own in failed), default=0)
     return result
 
 

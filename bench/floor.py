@@ -2,8 +2,8 @@
 billing, made by a bare botocore client with no wallet code, so that ours/floor is what our code costs on top of
 DynamoDB itself.
 
-Per request: a strongly consistent BatchGetItem of the account and of the trx_id's entry slot (what the design reads
-with; until the wallet does the same its own read may still be a TransactGetItems, see the calls section), then one
+Per request: a strongly consistent BatchGetItem of the account and of the trx_id's entry slot (what the wallet reads
+with, wallet.money.dynamodb; `read_call="TransactGetItems"` is its read before issue 14, for comparison), then one
 TransactWriteItems: put the entry if absent + update the account guarded by its version and balance. The entry has
 the same attributes and about the same size as ours (bench/cost.item_sizes); the body is not parsed, no sign, no
 session check, no pydantic, no Decimal: only what any implementation of these two calls must do.

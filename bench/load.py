@@ -17,17 +17,20 @@ from bench.common import (
     SESSION_KEY,
     CallCounter,
     LoadResult,
+    ServerError,
     bet_and_win_bodies,
     create_players,
     dynamodb_client,
     local_wallet,
     run_load,
 )
+from wallet_local.dynamodb_local import DynamoDBLocal, free_port
 from wallet_local.process import LocalStackProcess
 from wallet_local.table import create_table
 
 LOCAL_TABLE = "wallet-local"
 BASELINE_TABLE = "wallet-baseline"
+WRITE_CALLS = frozenset({"TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"})
 
 
 class LocalStack:
@@ -68,6 +71,8 @@ def _http_worker(url: str, bodies: list[str]) -> Callable[[int], bool]:
         connection.request("POST", "/do", bodies[n], headers)
         response = connection.getresponse()
         data = response.read()
+        if response.status >= 500:
+            raise ServerError(response.status)
         return response.status == 200 and b'"status":"OK"' in data
 
     return request
@@ -99,9 +104,11 @@ def wallet_load(endpoint: str, sessions: list[str], clients: int, per_client: in
         return request
 
     result = run_load(clients, per_client, make)
-    calls = sum(len(counter.take()) for counter in counters)
+    calls = [call for counter in counters for call in counter.take()]
     result.extra = {
-        "calls_per_request": round(calls / result.requests, 2),
+        "calls_per_request": round(len(calls) / result.requests, 2),
+        # The cost of the retries: every attempt is one TransactWriteItems (a lost race is a failed one).
+        "writes_per_request": round(calls.count("TransactWriteItems") / result.requests, 2),
         "retries": sum(retries),
         "retries_per_request": round(sum(retries) / result.requests, 3),
         "gave_up_503": sum(n for kind, n in result.error_kinds.items() if "Contended" in kind),
@@ -124,8 +131,11 @@ def baseline_load(endpoint: str, sessions: list[str], clients: int, per_client: 
         return request
 
     result = run_load(clients, per_client, make)
-    calls = sum(len(counter.take()) for counter in counters)
-    result.extra = {"calls_per_request": round(calls / result.requests, 2)}
+    calls = [call for counter in counters for call in counter.take()]
+    result.extra = {
+        "calls_per_request": round(len(calls) / result.requests, 2),
+        "writes_per_request": round(sum(call in WRITE_CALLS for call in calls) / result.requests, 2),
+    }
     return result
 
 
@@ -139,6 +149,37 @@ def baseline_players(endpoint: str, count: int, prefix: str) -> list[str]:
         billing.create_player(player, token, int(time.time()) + 3600)
         sessions.append(token)
     return sessions
+
+
+def _each(requests: int, clients: int) -> int:
+    return max(1, requests // clients)
+
+
+def hot_rows(
+    endpoint: str, hot_ours: list[str], hot_base: list[str], hot_levels: dict[int, int], out: dict[str, Any]
+) -> None:
+    """The in-process hot-player rows: every client on the one player, ours then the baseline at each level."""
+    for clients, requests in hot_levels.items():
+        out["ours_hot"].append(wallet_load(endpoint, hot_ours, clients, _each(requests, clients)).summary())
+        out["baseline_hot"].append(baseline_load(endpoint, hot_base, clients, _each(requests, clients)).summary())
+
+
+def measure_hot(hot_levels: dict[int, int]) -> dict[str, Any]:
+    """Only the in-process hot-player rows (`python -m bench hot`), on a DynamoDB Local of their own."""
+    with DynamoDBLocal(free_port()) as dynamodb:
+        endpoint = dynamodb.endpoint
+        create_table(dynamodb_client(endpoint), LOCAL_TABLE)
+        create_table(dynamodb_client(endpoint), BASELINE_TABLE)
+        wallet = local_wallet(endpoint, LOCAL_TABLE)
+        warm = create_players(wallet, "ip", 4)
+        hot_ours = create_players(wallet, "hot-ip", 1)
+        hot_base = baseline_players(endpoint, 1, "hot-base")
+        # Warm-up: connections and DynamoDB Local's JIT.
+        wallet_load(endpoint, warm, 4, 25)
+        baseline_load(endpoint, baseline_players(endpoint, 4, "base"), 4, 25)
+        out: dict[str, Any] = {"ours_hot": [], "baseline_hot": []}
+        hot_rows(endpoint, hot_ours, hot_base, hot_levels, out)
+    return out
 
 
 def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int]) -> dict[str, Any]:
@@ -155,9 +196,6 @@ def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int
     hot_base = baseline_players(endpoint, 1, "hot-base")
     floor_players = floor.create_accounts(floor.bare_client(endpoint), LOCAL_TABLE, "floor", players)
 
-    def each(requests: int, clients: int) -> int:
-        return max(1, requests // clients)
-
     # Warm-up: connections, DynamoDB Local's JIT, the handler's first requests.
     http_load(stack.url, e2e_sessions, 4, 25)
     wallet_load(endpoint, ours_sessions, 4, 25)
@@ -168,14 +206,14 @@ def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int
     out |= {"floor": [], "ours_vs_floor": []}
     before = stack.pool_full_warnings
     for clients, requests in levels.items():
-        out["e2e"].append(http_load(stack.url, e2e_sessions, clients, each(requests, clients)).summary())
+        out["e2e"].append(http_load(stack.url, e2e_sessions, clients, _each(requests, clients)).summary())
     for clients, requests in hot_levels.items():
-        out["e2e_hot"].append(http_load(stack.url, hot_e2e, clients, each(requests, clients)).summary())
+        out["e2e_hot"].append(http_load(stack.url, hot_e2e, clients, _each(requests, clients)).summary())
     out["front_pool_full_warnings"] = stack.pool_full_warnings - before
     for clients, requests in levels.items():
         # The floor (bench/floor.py) around ours, twice in A-B-B-A order; the better run of each is kept, so that a
         # burst of other work on the machine during one run does not decide the ratio.
-        n = each(requests, clients)
+        n = _each(requests, clients)
         floor_a = floor.floor_load(endpoint, LOCAL_TABLE, floor_players, clients, n).summary()
         ours_a = wallet_load(endpoint, ours_sessions, clients, n).summary()
         out["ours"].append(ours_a)
@@ -185,7 +223,5 @@ def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int
         out["floor"].append(max(floor_a, floor_b, key=lambda r: r["rps"]))
         out["ours_vs_floor"].append(max(ours_a, ours_b, key=lambda r: r["rps"]))
     out["floor_ratio"] = floor.ratios(out["ours_vs_floor"], out["floor"])
-    for clients, requests in hot_levels.items():
-        out["ours_hot"].append(wallet_load(endpoint, hot_ours, clients, each(requests, clients)).summary())
-        out["baseline_hot"].append(baseline_load(endpoint, hot_base, clients, each(requests, clients)).summary())
+    hot_rows(endpoint, hot_ours, hot_base, hot_levels, out)
     return out

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import ModuleType
+from typing import Any, cast
 
 import botocore.retries.standard
 import pytest
@@ -21,6 +22,7 @@ import pytest
 from tests.faults.proxy import Action, FaultyProxy
 from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body, lambda_function
 from wallet.bootstrap import CLIENT_CONFIG
+from wallet.money.dynamodb import BATCH_GET_ATTEMPTS, DynamoDBStore
 from wallet.money.games_server import BillingUnavailable, Outcome
 from wallet.money.ledger import Source
 from wallet.money.mover import BillingContended
@@ -38,7 +40,7 @@ MAX_RETRIES = 10  # the provider's: up to 10 more attempts with the same trx_id
 # meaning); `total_max_attempts` counts the attempts.
 _RETRIES = CLIENT_CONFIG.retries or {}
 SDK_ATTEMPTS = int(_RETRIES.get("total_max_attempts") or int(_RETRIES.get("max_attempts", 2)) + 1)
-GET, TGET, TWRITE = "GetItem", "TransactGetItems", "TransactWriteItems"
+GET, BGET, TWRITE = "GetItem", "BatchGetItem", "TransactWriteItems"
 FOUR = {"OK", "not_enough_money", "session_not_found", "sign_not_found"}
 OPENING = Decimal(1000)
 ROUND = "r-100001"
@@ -179,7 +181,7 @@ def test_proxy_without_rules_is_transparent(faulty_wallet: Wallet, table: Table,
         delivery = deliver(faulty_wallet, body, table)
         assert delivery.first_reply == expected and delivery.attempts == 1
     assert_money(table, Decimal(1150), ["bet-1", "win-1"])
-    assert {s.operation for s in proxy.seen()} >= {GET, TGET, TWRITE}
+    assert {s.operation for s in proxy.seen()} >= {GET, BGET, TWRITE}
     assert all(s.forwarded and s.status == 200 for s in proxy.seen())
 
 
@@ -187,7 +189,7 @@ def test_proxy_without_rules_is_transparent(faulty_wallet: Wallet, table: Table,
 
 
 @pytest.mark.parametrize("action", [Action.THROTTLE, Action.PROVISIONED])
-@pytest.mark.parametrize(("kind", "operation"), [("bet", TGET), ("bet", TWRITE), ("win", TWRITE), ("balance", GET)])
+@pytest.mark.parametrize(("kind", "operation"), [("bet", BGET), ("bet", TWRITE), ("win", TWRITE), ("balance", GET)])
 def test_one_throttle_is_absorbed_by_the_sdk_retry(
     faulty_wallet: Wallet, table: Table, proxy: FaultyProxy, action: Action, kind: str, operation: str
 ) -> None:
@@ -202,7 +204,7 @@ def test_one_throttle_is_absorbed_by_the_sdk_retry(
 
 @pytest.mark.parametrize("action", [Action.THROTTLE, Action.PROVISIONED])
 @pytest.mark.parametrize(
-    ("kind", "operation"), [("bet", TGET), ("bet", TWRITE), ("win", TGET), ("win", TWRITE), ("balance", GET)]
+    ("kind", "operation"), [("bet", BGET), ("bet", TWRITE), ("win", BGET), ("win", TWRITE), ("balance", GET)]
 )
 def test_throttling_beyond_the_sdk_retry_is_a_5xx_then_the_retry_moves_once(
     faulty_wallet: Wallet, table: Table, proxy: FaultyProxy, action: Action, kind: str, operation: str
@@ -293,14 +295,74 @@ def test_transaction_conflict_on_the_write_is_retried_inside(
     assert_money(table, case.balance, case.entries)
 
 
-@pytest.mark.parametrize("reason", ["TransactionConflict", *FAILURE_REASONS])
-def test_cancelled_read_is_retried_inside(faulty_wallet: Wallet, table: Table, proxy: FaultyProxy, reason: str) -> None:
-    """TransactGetItems cancelled (a write in flight on the same items): read again, transparently."""
+def unprocess_reads(wallet: Wallet, count: int | None) -> Callable[[], int]:
+    """DynamoDB's answer to a throttled BatchGetItem, on the wallet's client: the read really happens, then the reply
+    leaves every key unprocessed (UnprocessedKeys) for the next `count` reads (None: every read). Gives a function
+    that tells how many replies were altered."""
+    altered = 0
+
+    def leave_unprocessed(parsed: dict[str, Any], **_: Any) -> None:
+        nonlocal altered
+        if count is not None and altered >= count:
+            return
+        altered += 1
+        for table_name, items in parsed.get("Responses", {}).items():
+            keys = [{"pk": item["pk"], "sk": item["sk"]} for item in items]
+            unprocessed = parsed.setdefault("UnprocessedKeys", {}).setdefault(table_name, {"Keys": []})
+            unprocessed["Keys"].extend(keys)
+            unprocessed["ConsistentRead"] = True
+            items.clear()
+
+    store = cast(DynamoDBStore, wallet.store)
+    store.client.meta.events.register("after-call.dynamodb.BatchGetItem", leave_unprocessed)
+    return lambda: altered
+
+
+def test_unprocessed_read_keys_are_read_again_inside(faulty_wallet: Wallet, table: Table, proxy: FaultyProxy) -> None:
+    """A BatchGetItem that leaves keys unprocessed (throttling) is asked again for those keys, transparently; the
+    read is never cancelled by a write in flight (it is not a transaction)."""
     case = _case(table, "bet")
-    proxy.add(TGET, Action.CANCEL, count=2, reasons=(reason, "None"))
+    proxy.reset_log()
+    altered = unprocess_reads(faulty_wallet, count=2)
     delivery = deliver(faulty_wallet, case.body, table)
     assert delivery.first_reply == case.expected
-    assert isinstance(delivery.first, Outcome) and delivery.first.attempts == 3
+    assert isinstance(delivery.first, Outcome) and delivery.first.attempts == 1
+    assert altered() == 2 and len(proxy.seen(BGET)) == 3
+    assert_money(table, case.balance, case.entries)
+
+
+def test_keys_unprocessed_every_time_are_a_5xx_then_the_retry_moves_once(
+    faulty_wallet: Wallet, table: Table, proxy: FaultyProxy
+) -> None:
+    case = _case(table, "bet")
+    before = table.balance()
+    proxy.reset_log()
+    altered = unprocess_reads(faulty_wallet, count=BATCH_GET_ATTEMPTS)
+    trx_id = json.loads(case.body)["trx_id"]
+
+    def nothing_moved(_: int) -> None:
+        assert altered() == BATCH_GET_ATTEMPTS
+        assert not proxy.seen(TWRITE)
+        assert table.entry(trx_id) is None and table.balance() == before
+
+    delivery = deliver(faulty_wallet, case.body, table, before_retry=nothing_moved)
+    assert isinstance(cause(delivery.first), StoreUnavailable)
+    assert "unprocessed" in str(delivery.first)
+    assert delivery.final.reply == case.expected and delivery.attempts == 2
+    assert_money(table, case.balance, case.entries)
+
+
+@pytest.mark.parametrize("reason", ["TransactionConflict", *FAILURE_REASONS])
+def test_a_read_refused_with_any_error_is_a_5xx_then_the_retry_moves_once(
+    faulty_wallet: Wallet, table: Table, proxy: FaultyProxy, reason: str
+) -> None:
+    """DynamoDB does not cancel a BatchGetItem for a write in flight; whatever error the read gets anyway is a 5xx
+    (never a ReadContended loop, never an OK), and the provider's retry moves the money once."""
+    case = _case(table, "bet")
+    proxy.add(BGET, Action.CANCEL, count=1, reasons=(reason, "None"))  # not an error botocore retries
+    delivery = deliver(faulty_wallet, case.body, table)
+    assert isinstance(cause(delivery.first), StoreUnavailable)
+    assert delivery.final.reply == case.expected and delivery.attempts == 2
     assert_money(table, case.balance, case.entries)
 
 
@@ -345,7 +407,7 @@ def test_slow_writes_beyond_the_sdk_retry_are_a_5xx_then_one_movement(
     assert_money(table, case.balance, case.entries)
 
 
-@pytest.mark.parametrize(("kind", "operation"), [("bet", TGET), ("balance", GET)])
+@pytest.mark.parametrize(("kind", "operation"), [("bet", BGET), ("balance", GET)])
 def test_slow_reads_beyond_the_sdk_retry_are_a_5xx(
     faulty_wallet: Wallet, table: Table, proxy: FaultyProxy, kind: str, operation: str
 ) -> None:
@@ -431,11 +493,11 @@ def test_replayed_bet_after_a_lost_reply_is_ok_even_when_it_no_longer_fits(
     assert_money(table, Decimal(0), ["all-in"])
 
 
-@pytest.mark.parametrize(("operation", "action"), [(TGET, Action.FORWARD_DROP), (GET, Action.FORWARD_DROP)])
+@pytest.mark.parametrize(("operation", "action"), [(BGET, Action.FORWARD_DROP), (GET, Action.FORWARD_DROP)])
 def test_dropped_read_replies_are_absorbed(
     faulty_wallet: Wallet, table: Table, proxy: FaultyProxy, operation: str, action: Action
 ) -> None:
-    case = _case(table, "bet" if operation == TGET else "balance")
+    case = _case(table, "bet" if operation == BGET else "balance")
     proxy.add(operation, action, count=1)
     delivery = deliver(faulty_wallet, case.body, table)
     assert delivery.first_reply == case.expected and delivery.attempts == 1
@@ -482,7 +544,7 @@ def test_operator_deposit_after_lost_replies_is_credited_once(
 def test_refused_bet_under_faults_stays_refused(
     faulty_wallet: Wallet, table: Table, proxy: FaultyProxy, action: Action
 ) -> None:
-    proxy.add(TGET, action, count=SDK_ATTEMPTS)
+    proxy.add(BGET, action, count=SDK_ATTEMPTS)
     delivery = deliver(faulty_wallet, do_body(table.session, "too-big", 1001, 0, BET_TAG), table)
     assert_first_is_right_or_5xx(delivery, not_enough_money(OPENING, "FUN"))
     assert delivery.final.reply == not_enough_money(OPENING, "FUN")
@@ -550,7 +612,7 @@ def test_seeded_fault_storm_keeps_the_books_exact(
         proxy.clear()
         for _ in range(rng.choice([0, 1, 1, 2, 3])):
             action, options, count = rng.choice(menu)
-            operation = GET if trx_id.startswith("bal") else rng.choice([TGET, TWRITE])
+            operation = GET if trx_id.startswith("bal") else rng.choice([BGET, TWRITE])
             proxy.add(operation, action, count=count, **options)
         delivery = deliver(faulty_wallet, body)
         first_failures += bool(delivery.failures)

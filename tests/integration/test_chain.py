@@ -76,7 +76,7 @@ def test_a_move_is_still_one_transaction(local_wallet: Wallet, calls: list[str])
     assert calls == ["TransactWriteItems"]
     calls.clear()
     result = local_wallet.deposit("p1", "1", "d-1")
-    assert calls == ["TransactGetItems", "TransactWriteItems"]
+    assert calls == ["BatchGetItem", "TransactWriteItems"]
     assert result.entry is not None and result.account is not None
     assert local_wallet.account("p1").chain_head == result.entry.chain_hash == result.account.chain_head
 

@@ -19,7 +19,7 @@ from tests.support import SALT, SESSION_KEY, do_body
 from wallet.bootstrap import Secrets
 from wallet.money.games_server import BillingUnavailable, Event
 from wallet.money.ledger import LedgerEntry, Source
-from wallet.money.mover import BillingContended, MoveStatus
+from wallet.money.mover import BACK_OFF_CAP_SECONDS, BillingContended, MoveStatus
 from wallet.money.operator_moves import OperatorError
 from wallet.money.protocol import SESSION_NOT_FOUND, SIGN_NOT_FOUND
 from wallet.money.sessions import MAX_SESSION_SECONDS, InvalidPlayerId
@@ -498,7 +498,7 @@ def test_contention_beyond_the_limit_raises(store: WalletStore, monkeypatch: pyt
     assert (raised.value.trx_id, raised.value.player_id) == ("race", "p1")
     assert count[0] == 4
     assert len(slept) == 4
-    assert all(0 <= pause <= 0.05 for pause in slept)
+    assert all(0 <= pause <= BACK_OFF_CAP_SECONDS for pause in slept)
     assert balance(wallet) == 1000
 
 

@@ -44,8 +44,8 @@ def test_report_html_writes_the_page(archive: Path, tmp_path: Path, capsys: pyte
         for g in out["games"]
     ]
     assert [row[:4] for row in parsed.rows["open-rounds"][1:]] == [
-        ["r5", "carol", "slot_a", "2"],
-        ["r2", "alice", "slot_b", "5"],
+        ["r5", "carol", "slot_a", "2 EUR"],
+        ["r2", "alice", "slot_b", "5 FUN"],
     ]
     charts = figures(page)
     assert sorted(charts) == ["games-0", "games-1", "ggr-daily-0", "ggr-daily-1"]

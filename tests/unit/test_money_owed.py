@@ -78,7 +78,7 @@ def test_a_credit_on_the_live_session_costs_no_extra_read(owed: Wallet, calls: l
     live = owed.new_session("p1").token
     calls.clear()
     assert do(owed, live, "w", 0, 5, ROUND).reply.balance == 1005
-    assert calls == ["TransactGetItems", "TransactWriteItems"]
+    assert calls == ["BatchGetItem", "TransactWriteItems"]
 
 
 def test_a_credit_on_a_replaced_session_costs_one_read_more(owed: Wallet, calls: list[str]) -> None:
@@ -86,14 +86,14 @@ def test_a_credit_on_a_replaced_session_costs_one_read_more(owed: Wallet, calls:
     owed.new_session("p1")
     calls.clear()
     assert do(owed, old, "w", 0, 5, ROUND).reply.balance == 1005
-    assert calls == ["TransactGetItems", "GetItem", "TransactWriteItems"]
+    assert calls == ["BatchGetItem", "GetItem", "TransactWriteItems"]
 
 
 def test_a_bet_on_the_live_session_is_unchanged(owed: Wallet, calls: list[str]) -> None:
     live = owed.new_session("p1").token
     calls.clear()
     assert do(owed, live, "b", 5, 0, ROUND).reply.balance == 995
-    assert calls == ["TransactGetItems", "TransactWriteItems"]
+    assert calls == ["BatchGetItem", "TransactWriteItems"]
 
 
 def test_credits_after_revoke(owed: Wallet) -> None:

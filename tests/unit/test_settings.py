@@ -1,4 +1,4 @@
-"""Settings from the environment, and the two secrets: from the settings, or from SSM through Powertools."""
+"""Settings from the environment, and the two secrets: from the settings, or from SSM (one botocore GetParameters)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 from pydantic import ValidationError
 
-from wallet.bootstrap import SECRET_CACHE_SECONDS, MissingSecret, Secrets, build_archive_sink
-from wallet.settings import ArchiveSettings, Settings
+from wallet import bootstrap
+from wallet.bootstrap import SECRET_CACHE_SECONDS, MissingSecret, Secrets, SecretUnavailable, build_archive_sink
+from wallet.settings import DEFAULT_MAX_WRITE_ATTEMPTS, ArchiveSettings, Settings
 
 BASE = {"WALLET_TABLE": "wallet-test"}
 
@@ -30,7 +30,7 @@ def test_defaults() -> None:
     )
     assert settings.session_seconds == 86400
     assert settings.credit_grace_days == 30
-    assert settings.max_write_attempts == 10
+    assert settings.max_write_attempts == DEFAULT_MAX_WRITE_ATTEMPTS == 200  # a safety cap: the 2 s budget ends retries
     assert settings.default_currency == "FUN"
 
 
@@ -82,7 +82,7 @@ def test_empty_values_mean_unset() -> None:
         {**BASE, "WALLET_CREDIT_GRACE_DAYS": "0"},
         {**BASE, "WALLET_CREDIT_GRACE_DAYS": "3651"},
         {**BASE, "WALLET_MAX_WRITE_ATTEMPTS": "0"},
-        {**BASE, "WALLET_MAX_WRITE_ATTEMPTS": "51"},
+        {**BASE, "WALLET_MAX_WRITE_ATTEMPTS": "1001"},
         {**BASE, "WALLET_DEFAULT_CURRENCY": "X" * 17},
     ],
 )
@@ -167,9 +167,42 @@ def test_both_ssm_secrets_come_in_one_call_on_the_default_session(ssm: Any, monk
 
 
 def test_missing_ssm_parameter_is_an_error(ssm: Any) -> None:
-    secrets = Secrets(Settings.from_env({**BASE, "WALLET_SALT_PARAMETER": f"/wallet/{uuid.uuid4().hex}/none"}))
-    with pytest.raises(parameters.exceptions.GetParameterError):
+    name = f"/wallet/{uuid.uuid4().hex}/none"
+    secrets = Secrets(Settings.from_env({**BASE, "WALLET_SALT_PARAMETER": name}))
+    with pytest.raises(SecretUnavailable, match=f"Failed to fetch parameters: .*{name}"):
         secrets.salt()
+
+
+def test_ssm_secrets_expire_after_the_cache_time(ssm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"/wallet/{uuid.uuid4().hex}/salt"
+    ssm.put_parameter(Name=name, Value="first", Type="SecureString")
+    now = [1000.0]
+    monkeypatch.setattr(bootstrap.time, "monotonic", lambda: now[0])
+    secrets = Secrets(Settings.from_env({**BASE, "WALLET_SALT_PARAMETER": name}))
+    assert secrets.salt() == "first"
+    ssm.put_parameter(Name=name, Value="rotated", Type="SecureString", Overwrite=True)
+    now[0] += SECRET_CACHE_SECONDS - 1
+    assert secrets.salt() == "first"
+    now[0] += 1
+    assert secrets.salt() == "rotated"  # read again once SECRET_CACHE_SECONDS have passed
+
+
+def test_ssm_secrets_are_asked_for_decrypted_and_kept_out_of_reprs(ssm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    salt_name, key_name = f"/wallet/{uuid.uuid4().hex}/salt", f"/wallet/{uuid.uuid4().hex}/session-key"
+    ssm.put_parameter(Name=salt_name, Value="ssm-salt-value", Type="SecureString")
+    ssm.put_parameter(Name=key_name, Value="ssm-key-value", Type="SecureString")
+    default_session = boto3.session.Session()
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", default_session)
+    calls: list[dict[str, Any]] = []
+    default_session.events.register("provide-client-params.ssm.GetParameters", lambda params, **_: calls.append(params))
+    secrets = Secrets(
+        Settings.from_env({**BASE, "WALLET_SALT_PARAMETER": salt_name, "WALLET_SESSION_KEY_PARAMETER": key_name})
+    )
+    assert (secrets.salt(), secrets.session_key()) == ("ssm-salt-value", b"ssm-key-value")
+    assert calls == [{"Names": [salt_name, key_name], "WithDecryption": True}]
+    for text in (repr(secrets.__dict__), repr(vars(secrets).get("_cached"))):
+        assert "ssm-salt-value" not in text
+        assert "ssm-key-value" not in text
 
 
 # --- the ledger archive -----------------------------------------------------------------------------------------------

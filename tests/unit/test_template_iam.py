@@ -547,11 +547,13 @@ def _dynamodb_needs(operation: str, params: dict[str, Any], _error: str | None, 
     if operation in _ITEM_ACTIONS:
         key = params.get("Key") or params["Item"]
         return [_item_need(_ITEM_ACTIONS[operation], params["TableName"], key, origin)]
-    if operation == "TransactGetItems":  # authorised per item, as dynamodb:GetItem
-        return [
-            _item_need("dynamodb:GetItem", item["Get"]["TableName"], item["Get"]["Key"], f"{origin}[{i}] Get")
-            for i, item in enumerate(params["TransactItems"])
-        ]
+    if operation == "BatchGetItem":  # one authorisation per table, with every key's partition key as LeadingKeys
+        needs = []
+        for table, request in params["RequestItems"].items():
+            hash_key = _hash_key_of_tables()[table]
+            keys = tuple(sorted({_dynamodb_value(key[hash_key]) for key in request["Keys"]}))
+            needs.append(Need("dynamodb:BatchGetItem", _table_arn(table), (("dynamodb:LeadingKeys", keys),), origin))
+        return needs
     if operation == "Query":  # on the table, or on the index it names (the index's own ARN)
         index = params.get("IndexName")
         resource = _table_arn(params["TableName"]) + (f"/index/{index}" if index else "")
@@ -1435,6 +1437,7 @@ def test_the_checker_enforces_resources_leading_keys_and_denies(recording: Recor
     # Another table: every DynamoDB need is denied.
     elsewhere = [replace(s, resources=tuple(r.replace(TABLE, "other-table") for r in s.resources)) for s in exact]
     assert {n.action for n in check(elsewhere, needs, calls).denied} == {
+        "dynamodb:BatchGetItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
@@ -1545,6 +1548,18 @@ def test_the_operator_function_cannot_touch_game_entries_the_salt_or_delete(reco
     for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"):
         assert not is_allowed(statements, keyed(action, "ENTRY#game:bet-1")), action
     assert not is_allowed(statements, keyed("dynamodb:UpdateItem", "ENTRY#operator:pay-9"))  # entries are immutable
+    # The mover's BatchGetItem: an account and an operator entry, never a game entry beside the account.
+    batch = Need(
+        "dynamodb:BatchGetItem",
+        _table_arn(TABLE),
+        (("dynamodb:LeadingKeys", ("ENTRY#operator:pay-9", "PLAYER#o1")),),
+        "doctored",
+    )
+    assert is_allowed(statements, batch)
+    assert not is_allowed(
+        statements, replace(batch, context=(("dynamodb:LeadingKeys", ("ENTRY#game:bet-1", "PLAYER#o1")),))
+    )
+    assert not is_allowed(statements, keyed("dynamodb:GetItem", "ENTRY#operator:pay-9"))  # only in the batch
     assert not is_allowed(statements, keyed("dynamodb:DeleteItem", "PLAYER#o1"))
     assert not is_allowed(statements, Need("dynamodb:Scan", _table_arn(TABLE), (), "doctored"))
     assert not is_allowed(statements, Need("dynamodb:Query", _table_arn(TABLE), (), "doctored"))

@@ -4,11 +4,13 @@ the local stack ask here for a wallet, a catalogue store or the archive's sink; 
 
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from pydantic import SecretStr
 
@@ -17,8 +19,11 @@ from wallet.money.wallet import Wallet
 from wallet.settings import ArchiveSettings, CatalogueSettings, Settings
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parameters import SSMProvider
+    from botocore.session import Session as BotocoreSession
+    from mypy_boto3_cloudfront.client import CloudFrontClient
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_ssm.client import SSMClient
 
     from wallet.catalogue.games import CachedCatalogue
     from wallet.catalogue.s3_store import S3CatalogueStore
@@ -37,11 +42,36 @@ CLIENT_CONFIG = Config(
 )
 
 
+@cache
+def _botocore_session() -> BotocoreSession:
+    """The process's botocore session: its data files (service models, endpoints) are loaded once, for every
+    client made on it."""
+    return botocore.session.get_session()
+
+
+def aws_session() -> BotocoreSession:
+    """The session the clients are made on. botocore's own, without boto3 (its import is ~150 ms of a cold start,
+    with s3transfer; botocore's client is all the handlers use of it) -- unless the process has imported boto3 and
+    set up its default session (the CLI, the tests, which patch boto3.DEFAULT_SESSION): then that one, as
+    boto3.client() would use."""
+    boto3 = sys.modules.get("boto3")
+    default = getattr(boto3, "DEFAULT_SESSION", None)
+    if default is not None:
+        return cast("BotocoreSession", default._session)  # the boto3 session's botocore session
+    return _botocore_session()
+
+
+def aws_client(service: str, **kwargs: Any) -> Any:
+    """A botocore client: endpoint_url None honours AWS_ENDPOINT_URL_<SERVICE> (DynamoDB Local, moto's server), and
+    region_name None the environment's region, as boto3.client() does."""
+    return aws_session().create_client(service, **kwargs)
+
+
 def make_dynamodb_client(
     endpoint_url: str | None = None, region: str | None = None, config: Config = CLIENT_CONFIG
 ) -> DynamoDBClient:
-    # endpoint_url None lets boto3 honour AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local) as well as real AWS.
-    client: DynamoDBClient = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=region, config=config)
+    # endpoint_url None lets botocore honour AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local) as well as real AWS.
+    client: DynamoDBClient = aws_client("dynamodb", endpoint_url=endpoint_url, region_name=region, config=config)
     return client
 
 
@@ -72,11 +102,10 @@ def lambda_wallet() -> Wallet:
 def build_catalogue_store(settings: CatalogueSettings) -> S3CatalogueStore:
     from wallet.catalogue.s3_store import S3CatalogueStore
 
-    # boto3 honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_CLOUDFRONT, which point both at moto's server locally.
-    cloudfront = boto3.client("cloudfront") if settings.distribution_id else None
-    return S3CatalogueStore(
-        settings.bucket, boto3.client("s3"), cloudfront, settings.distribution_id, settings.cache_seconds
-    )
+    # botocore honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_CLOUDFRONT, which point both at moto's server locally.
+    cloudfront: CloudFrontClient | None = aws_client("cloudfront") if settings.distribution_id else None
+    s3: S3Client = aws_client("s3")
+    return S3CatalogueStore(settings.bucket, s3, cloudfront, settings.distribution_id, settings.cache_seconds)
 
 
 @dataclass(frozen=True)
@@ -115,8 +144,9 @@ def build_archive_sink(settings: ArchiveSettings) -> ArchiveSink:
     if settings.folder:
         return LocalFolderSink(settings.folder)
     assert settings.bucket  # ArchiveSettings holds exactly one of the two
-    # boto3 honours AWS_ENDPOINT_URL_S3 (moto's server locally).
-    return S3Sink(settings.bucket, boto3.client("s3", config=ARCHIVE_CLIENT_CONFIG))
+    # botocore honours AWS_ENDPOINT_URL_S3 (moto's server locally).
+    s3: S3Client = aws_client("s3", config=ARCHIVE_CLIENT_CONFIG)
+    return S3Sink(settings.bucket, s3)
 
 
 @cache
@@ -130,12 +160,26 @@ class MissingSecret(RuntimeError):
     """Neither the secret's value nor the name of its SSM parameter is configured."""
 
 
+class SecretUnavailable(RuntimeError):
+    """SSM does not have (or would not decrypt) a configured secret's parameter: GetParameters named it invalid."""
+
+
+class _Cached:
+    """The values read from SSM and until when (time.monotonic) they are good. Its repr shows neither."""
+
+    __slots__ = ("expires", "values")
+
+    def __init__(self, values: dict[str, str], expires: float) -> None:
+        self.values, self.expires = values, expires
+
+
 class Secrets:
     """Reads the secrets on first use and keeps them for SECRET_CACHE_SECONDS (rotation is picked up after that)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._ssm: SSMProvider | None = None
+        self._ssm: SSMClient | None = None
+        self._cached: _Cached | None = None
 
     def salt(self) -> str:
         return self._resolve(self._settings.salt, self._settings.salt_parameter, "WALLET_SALT")
@@ -147,8 +191,7 @@ class Secrets:
 
     def clear_cache(self) -> None:
         """Forget the values read from SSM: the next use reads them again (as after SECRET_CACHE_SECONDS)."""
-        if self._ssm is not None:
-            self._ssm.clear_cache()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
+        self._cached = None
 
     def _resolve(self, value: SecretStr | None, parameter: str | None, variable: str) -> str:
         if value is not None:
@@ -158,17 +201,19 @@ class Secrets:
         raise MissingSecret(f"set {variable} or {variable}_PARAMETER")
 
     def _from_ssm(self, parameter: str) -> str:
-        if self._ssm is None:
-            # Imported here: only the AWS path needs SSM, and the imports cost cold-start time.
-            import boto3
-            from aws_lambda_powertools.utilities.parameters import SSMProvider
+        cached = self._cached
+        if cached is None or time.monotonic() >= cached.expires or parameter not in cached.values:
+            cached = self._cached = _Cached(self._read_ssm(), time.monotonic() + SECRET_CACHE_SECONDS)
+        return cached.values[parameter]
 
-            # boto3's default session, which the DynamoDB client has already loaded: Powertools' own provider would
-            # build a new session and load botocore's data files again (~60 ms of a cold start).
-            self._ssm = SSMProvider(boto3_client=boto3.client("ssm", config=SSM_CLIENT_CONFIG))
-        # Every SSM secret in one GetParameters call: a cold start's first request needs both.
-        wanted: dict[str, dict[str, object]] = {
-            name: {} for name in (self._settings.salt_parameter, self._settings.session_key_parameter) if name
-        }
-        values = self._ssm.get_parameters_by_name(wanted, decrypt=True, max_age=SECRET_CACHE_SECONDS)
-        return str(values[parameter])
+    def _read_ssm(self) -> dict[str, str]:
+        """Every SSM secret in one GetParameters call, decrypted: a cold start's first request needs both. A direct
+        botocore call, not Powertools' SSMProvider (whose package imports boto3: ~150 ms of a cold start)."""
+        if self._ssm is None:
+            # The session the DynamoDB client has already loaded: a new one would load botocore's data files again.
+            self._ssm = cast("SSMClient", aws_client("ssm", config=SSM_CLIENT_CONFIG))
+        names = [name for name in (self._settings.salt_parameter, self._settings.session_key_parameter) if name]
+        response = self._ssm.get_parameters(Names=names, WithDecryption=True)
+        if response.get("InvalidParameters"):
+            raise SecretUnavailable(f"Failed to fetch parameters: {response['InvalidParameters']}")
+        return {parameter["Name"]: parameter["Value"] for parameter in response["Parameters"]}

@@ -17,6 +17,10 @@ from wallet.money.sessions import MAX_SESSION_SECONDS
 
 DEFAULT_CREDIT_GRACE_DAYS = 30
 MAX_CREDIT_GRACE_DAYS = 3650
+# The attempts of one movement (money/mover.py): its 2 s time budget ends the retries, long before this cap, which
+# only keeps a clock that does not move from spinning forever (WALLET_MAX_WRITE_ATTEMPTS).
+DEFAULT_MAX_WRITE_ATTEMPTS = 200
+MAX_WRITE_ATTEMPTS_LIMIT = 1000
 
 
 class Settings(BaseModel):
@@ -30,7 +34,7 @@ class Settings(BaseModel):
     session_seconds: Annotated[int, Field(gt=0, le=MAX_SESSION_SECONDS)] = MAX_SESSION_SECONDS
     # How long after a session expired a win, cancel refund or zero win on it still lands (docs/PROTOCOL.md).
     credit_grace_days: Annotated[int, Field(ge=1, le=MAX_CREDIT_GRACE_DAYS)] = DEFAULT_CREDIT_GRACE_DAYS
-    max_write_attempts: Annotated[int, Field(ge=1, le=50)] = 10
+    max_write_attempts: Annotated[int, Field(ge=1, le=MAX_WRITE_ATTEMPTS_LIMIT)] = DEFAULT_MAX_WRITE_ATTEMPTS
     default_currency: Annotated[str, Field(min_length=1, max_length=16)] = "FUN"
     # The site's front (CloudFront in AWS, `wallet local` here): the operator API's play_url points at its game page.
     site_url: Annotated[str | None, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")] = None
@@ -56,7 +60,7 @@ class Settings(BaseModel):
             "session_key_parameter": env.get("WALLET_SESSION_KEY_PARAMETER") or None,
             "session_seconds": env.get("WALLET_SESSION_SECONDS") or MAX_SESSION_SECONDS,
             "credit_grace_days": env.get("WALLET_CREDIT_GRACE_DAYS") or DEFAULT_CREDIT_GRACE_DAYS,
-            "max_write_attempts": env.get("WALLET_MAX_WRITE_ATTEMPTS") or 10,
+            "max_write_attempts": env.get("WALLET_MAX_WRITE_ATTEMPTS") or DEFAULT_MAX_WRITE_ATTEMPTS,
             "default_currency": env.get("WALLET_DEFAULT_CURRENCY") or "FUN",
             "site_url": env.get("WALLET_SITE_URL") or None,
         }
