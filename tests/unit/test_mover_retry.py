@@ -182,10 +182,8 @@ def test_back_off_seconds_stays_within_its_window(pauses: int) -> None:
     assert back_off_seconds(pauses, Highest()) == pytest.approx(window)
 
 
-def test_a_lost_version_race_goes_again_at_once_from_the_account_returned() -> None:
-    """StaleAccount with the winner's account: the retries need neither a read nor a pause."""
-    sim = SimTime()
-    wallet = wallet_on(sim, jitter=Highest())
+def count_reads(wallet: Wallet) -> list[int]:
+    """A one-item list that counts the store's account-and-entry reads from now on."""
     reads = [0]
     real_read = wallet.store.get_account_and_entry
 
@@ -194,6 +192,14 @@ def test_a_lost_version_race_goes_again_at_once_from_the_account_returned() -> N
         return real_read(*args, **kwargs)
 
     wallet.store.get_account_and_entry = read  # type: ignore[method-assign]
+    return reads
+
+
+def test_a_lost_version_race_goes_again_at_once_from_the_account_returned() -> None:
+    """StaleAccount with the winner's account: the retries need neither a read nor a pause."""
+    sim = SimTime()
+    wallet = wallet_on(sim, jitter=Highest())
+    reads = count_reads(wallet)
     losing(wallet, sim, 30)
     result = wallet.move(bet())
     assert result.attempts == 31
@@ -204,14 +210,7 @@ def test_a_lost_version_race_goes_again_at_once_from_the_account_returned() -> N
 def test_a_lost_race_without_the_account_reads_again_after_a_pause() -> None:
     sim = SimTime()
     wallet = wallet_on(sim, jitter=Highest())
-    reads = [0]
-    real_read = wallet.store.get_account_and_entry
-
-    def read(*args: Any, **kwargs: Any) -> Any:
-        reads[0] += 1
-        return real_read(*args, **kwargs)
-
-    wallet.store.get_account_and_entry = read  # type: ignore[method-assign]
+    reads = count_reads(wallet)
     losing(wallet, sim, 2, lambda: StaleAccount(None))
     assert wallet.move(bet()).status is MoveStatus.APPLIED
     assert reads[0] == 3
