@@ -357,7 +357,7 @@ def test_a_read_refused_with_any_error_is_a_5xx_then_the_retry_moves_once(
     faulty_wallet: Wallet, table: Table, proxy: FaultyProxy, reason: str
 ) -> None:
     """DynamoDB does not cancel a BatchGetItem for a write in flight; whatever error the read gets anyway is a 5xx
-    (never a ReadContended loop, never an OK), and the provider's retry moves the money once."""
+    (never an OK), and the provider's retry moves the money once."""
     case = _case(table, "bet")
     proxy.add(BGET, Action.CANCEL, count=1, reasons=(reason, "None"))  # not an error botocore retries
     delivery = deliver(faulty_wallet, case.body, table)

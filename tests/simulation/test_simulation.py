@@ -88,7 +88,6 @@ def test_the_workload_reaches_what_it_is_meant_to() -> None:
         "!timeout_before_commit",
         "!throttled",
         "!contended",
-        "!read_contended",
         "!no_item",
         "(duplicate)",
         "(duplicate conflict)",

@@ -20,9 +20,9 @@ next and advances the simulated clock, sometimes by a jump across session expiri
 store calls is visible to another client), so one point per call covers both. Same seed, same trace: the threads are
 a way to suspend a synchronous call stack, not a source of concurrency.
 
-Faults, chosen by the seed at the store boundary: a read throttled or timed out (StoreUnavailable), a transactional
-read refused (ReadContended), a write throttled, timed out before its commit (nothing applied), timed out AFTER its
-commit (applied, then StoreUnavailable: the caller retries the same body), or cancelled as `Contended()`; a cancelled
+Faults, chosen by the seed at the store boundary: a read throttled or timed out (StoreUnavailable), a write
+throttled, timed out before its commit (nothing applied), timed out AFTER its commit (applied, then
+StoreUnavailable: the caller retries the same body), or cancelled as `Contended()`; a cancelled
 write's outcome (DuplicateEntry, StaleAccount) without the items DynamoDB may leave out; session writes likewise.
 
 The model (checked as it goes, not only at the end):
@@ -96,7 +96,6 @@ from wallet.money.store import (
     Applied,
     Contended,
     DuplicateEntry,
-    ReadContended,
     SessionOutcome,
     SessionStarted,
     StaleAccount,
@@ -117,7 +116,6 @@ PROVIDER_PAUSE = 0.05
 TRACE_TAIL = 60
 
 READ_FAULTS = ("throttled", "timeout")
-TRANSACT_READ_FAULTS = ("throttled", "timeout", "read_contended")
 WRITE_FAULTS = ("throttled", "timeout_before_commit", "timeout_after_commit", "contended")
 SESSION_FAULTS = ("throttled", "timeout_before_commit", "timeout_after_commit")
 FAULT_RATES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35)
@@ -366,10 +364,7 @@ class FaultyStore:
     ) -> tuple[Account | None, LedgerEntry | None]:
         scope = " scoped" if scoped_to else ""
         what = f"{player_id} {source.value}:{trx_id}{scope}"
-        fault = self._enter("get_account_and_entry", what, TRANSACT_READ_FAULTS)
-        if fault == "read_contended":
-            raise ReadContended
-        if fault:
+        if self._enter("get_account_and_entry", what, READ_FAULTS):
             raise StoreUnavailable("simulated: read failed")
         return self.inner.get_account_and_entry(player_id, source, trx_id, scoped_to)
 

@@ -24,7 +24,7 @@ from wallet.money.operator_moves import OperatorError
 from wallet.money.protocol import SESSION_NOT_FOUND, SIGN_NOT_FOUND
 from wallet.money.sessions import MAX_SESSION_SECONDS, InvalidPlayerId
 from wallet.money.sign import compute_sign
-from wallet.money.store import Contended, ReadContended, StaleAccount, WalletStore
+from wallet.money.store import Contended, StaleAccount, WalletStore
 from wallet.money.wallet import Wallet
 from wallet.operator.audit import audit_store
 from wallet.settings import Settings
@@ -513,33 +513,6 @@ def test_retry_time_budget_gives_up_early(store: WalletStore, monkeypatch: pytes
     assert (raised.value.trx_id, raised.value.player_id) == ("race", "p1")
     assert count[0] == 1
     assert balance(wallet) == 1000
-
-
-def test_read_contention_is_retried(wallet: Wallet, player: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    _, session = player
-
-    def contended() -> Any:
-        raise ReadContended
-
-    flaky(monkeypatch, wallet, "get_account_and_entry", 2, contended)
-    outcome = do(wallet, session, "read-race", 100, 0)
-    assert outcome.reply.balance == 900
-    assert outcome.attempts == 3
-
-
-def test_read_contention_forever_raises(
-    wallet: Wallet, player: tuple[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _, session = player
-
-    def contended() -> Any:
-        raise ReadContended
-
-    flaky(monkeypatch, wallet, "get_account_and_entry", 10**6, contended)
-    with pytest.raises(BillingUnavailable) as raised:
-        do(wallet, session, "read-race", 100, 0)
-    assert isinstance(raised.value.__cause__, BillingContended)
-    assert wallet.store.get_account("p1").balance == 1000  # type: ignore[union-attr]
 
 
 def test_a_real_version_race_on_moto(

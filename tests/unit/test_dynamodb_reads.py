@@ -121,7 +121,7 @@ def test_keys_unprocessed_every_time_are_store_unavailable(stubbed: Any, items: 
 
 
 @pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "TransactionConflictException"])
-def test_an_error_is_store_unavailable_never_read_contended(stubbed: Any, code: str) -> None:
+def test_an_error_is_store_unavailable(stubbed: Any, code: str) -> None:
     store, stubber, _ = stubbed
     stubber.add_client_error("batch_get_item", service_error_code=code, http_status_code=400)
     with pytest.raises(StoreUnavailable, match=code):

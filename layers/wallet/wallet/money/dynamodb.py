@@ -103,9 +103,9 @@ class DynamoDBStore:
         `scoped_to` that player's own slot.
 
         One strongly consistent BatchGetItem of the two keys (2 RRU for an account under 4 KB and a missing entry),
-        not a TransactGetItems (4 RRU, and cancelled -- ReadContended -- whenever a write transaction on the account
-        is in flight): the write that follows (entry put-if-absent + version-guarded account update) checks every
-        condition itself, so the read need not be serializable, and this store never raises ReadContended.
+        not a TransactGetItems (4 RRU, and cancelled whenever a write transaction on the account is in flight): the
+        write that follows (entry put-if-absent + version-guarded account update) checks every condition itself, so
+        the read need not be serializable.
 
         The two items are read one by one, so a read can meet the entry of a transaction that just committed and the
         account from before it: then the account is read again (a strongly consistent GetItem), and a replay reports

@@ -34,7 +34,7 @@ from wallet.money.ledger import (
 )
 from wallet.money.limits import Breach, Counters, LimitKind, Limits, Slot, first_breach, movement_deltas
 from wallet.money.sessions import player_of_token, session_is_live
-from wallet.money.store import Applied, DuplicateEntry, ReadContended, StaleAccount, WalletStore
+from wallet.money.store import Applied, DuplicateEntry, StaleAccount, WalletStore
 from wallet.settings import DEFAULT_CREDIT_GRACE_DAYS, DEFAULT_MAX_WRITE_ATTEMPTS, SecretSource
 
 
@@ -167,9 +167,6 @@ class Mover:
                 found = self._read_for_move(player_id, source, trx_id, request_print, attempt)
                 if isinstance(found, MoveResult):
                     return found
-                if found is None:
-                    backoff.pause()
-                    continue
                 account, scoped = found
             now = self.clock()
             deltas = movement_deltas(
@@ -238,13 +235,10 @@ class Mover:
 
     def _read_for_move(
         self, player_id: str, source: Source, trx_id: str, request_print: str, attempt: int
-    ) -> tuple[Account, bool] | MoveResult | None:
+    ) -> tuple[Account, bool] | MoveResult:
         """The account to move and whether the entry goes in the player's own slot; or a final result (no account, a
-        replay); or None when a write was in flight."""
-        try:
-            account, earlier = self.store.get_account_and_entry(player_id, source, trx_id)
-        except ReadContended:
-            return None
+        replay)."""
+        account, earlier = self.store.get_account_and_entry(player_id, source, trx_id)
         if account is None:
             return MoveResult(MoveStatus.NO_ACCOUNT, attempts=attempt)
         scoped = False
@@ -253,10 +247,7 @@ class Mover:
             # provider bug). A retry always comes for the same player, so this one is the player's own transaction:
             # read the account again with the player's own slot, in one read, so a replay shows the current balance.
             scoped = True
-            try:
-                account, earlier = self.store.get_account_and_entry(player_id, source, trx_id, scoped_to=player_id)
-            except ReadContended:
-                return None
+            account, earlier = self.store.get_account_and_entry(player_id, source, trx_id, scoped_to=player_id)
             if account is None:
                 return MoveResult(MoveStatus.NO_ACCOUNT, attempts=attempt)
         if earlier is not None:

@@ -69,10 +69,6 @@ class InvalidCursor(ValueError):
     """A history cursor that this store did not give out (or for another ledger)."""
 
 
-class ReadContended(Exception):
-    """A consistent read was refused because a write on the same items was in flight: read again."""
-
-
 class WalletStore(Protocol):
     """Accounts, session records and ledger entries. Every read is strongly consistent; every write is atomic."""
 
