@@ -67,7 +67,7 @@ def lambda_function(function: str, log_level: str = "INFO") -> Iterator[tuple[Mo
     and the autouse `fresh_lambda_wallet` fixture makes each test's first request build the wallet and catalogue
     anew from that test's environment (its moto or DynamoDB Local). Powertools keeps one "wallet" logging.Logger
     whose handlers hold the stdout of the first import: for the test, its lines go to the buffer given back, at
-    `log_level`."""
+    `log_level`. The instance starts with no pending metrics."""
     module = load_function(function)
     buffer = io.StringIO()
     streams = [(handler, handler.stream) for handler in module.logger.handlers]
@@ -75,6 +75,11 @@ def lambda_function(function: str, log_level: str = "INFO") -> Iterator[tuple[Mo
     for handler, _ in streams:
         handler.stream = buffer
     module.logger.setLevel(log_level)
+    metrics = getattr(module, "metrics", None)
+    if metrics is not None:
+        # Powertools' Metrics instances share one pending set per process: what an earlier test added and never
+        # flushed would be flushed by this test's first invocation, as if this instance had emitted it.
+        metrics.clear_metrics()
     try:
         yield module, buffer
     finally:
