@@ -1,6 +1,7 @@
 -- Rounds left open: a player's part of a round whose last entry (by created_at) is a bet with no plus, made at or
 -- before the cutoff (an ISO time in the archive's format, e.g. now - 60 minutes). Nothing came after it: no win,
--- cancel or zero win, so the provider never settled it. `bet` is everything the player bet in that round, in `currency` (the player's).
+-- cancel or zero win, so the provider never settled it. `bet` is everything the player bet in that round, in
+-- `currency` (the player's).
 WITH rounds AS (
     SELECT
         game_uuid,
