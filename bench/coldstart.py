@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    GAMES_SERVER_CIDRS,
     HANDLER_ENV_DROP,
     REPO_ROOT,
     SALT,
@@ -43,6 +44,8 @@ from bench.common import (
     slot_tag,
     stub_account_item,
 )
+from wallet_local.front import Route
+from wallet_local.front import api_gateway_event as front_event
 
 PROBE = REPO_ROOT / "bench" / "coldstart_probe.py"
 FUNCTIONS = ("billing", "game_page", "games_sync")
@@ -188,6 +191,7 @@ def lambda_environment(function: str, endpoint: str, task_root: str) -> dict[str
         "WALLET_SALT_PARAMETER": SALT_PARAMETER,
         "WALLET_SESSION_KEY_PARAMETER": SESSION_KEY_PARAMETER,
         "WALLET_CATALOGUE_BUCKET": "wallet-bench-site",
+        "WALLET_GAMES_SERVER_CIDRS": GAMES_SERVER_CIDRS,
         "POWERTOOLS_SERVICE_NAME": "wallet",
         "POWERTOOLS_METRICS_NAMESPACE": "Wallet",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -206,16 +210,10 @@ def first_event(function: str) -> dict[str, Any] | None:
         return api_gateway_event(do_body(TOKEN, "cold-1", minus=100, tag=slot_tag("cold-round")))
     if function == "game_page":
         # A refused page (bad parameters): the resolver, logger and metrics run, no AWS call is needed.
-        event = api_gateway_event("")
-        event.update(
-            httpMethod="GET",
-            path="/play/a_op",
-            resource="/play/{application}",
-            body=None,
-            pathParameters={"application": "a_op"},
-            queryStringParameters={"kf": "not-a-number"},
+        route = Route("GET", "/play/{application}", "game_page")
+        return front_event(
+            route, {"application": "a_op"}, "GET", "/play/a_op", "kf=not-a-number", {}, b"", "130.176.0.10"
         )
-        return event
     return None  # games_sync: import only (its work is an HTTP fetch and S3 writes)
 
 

@@ -21,13 +21,14 @@ from wallet.settings import Settings
 from wallet_local.dynamodb_local import LOCAL_CREDENTIALS
 from wallet_local.front import (
     LambdaContext,  # noqa: F401 - re-exported for the tests and the bench
-    rest_event,
+    billing_event,
 )
 from wallet_local.stack import signed_body
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SALT = "bench-salt"
 SESSION_KEY = "bench-session-key"
+GAMES_SERVER_CIDRS = "203.0.113.0/24"  # billing_event()'s source address is in it
 OPENING_BALANCE = Decimal(10) ** 12
 BET = 100
 WIN = 100
@@ -219,6 +220,7 @@ def handler_environment(table: str = "wallet-bench") -> dict[str, str]:
         "WALLET_TABLE": table,
         "WALLET_SALT": SALT,
         "WALLET_SESSION_KEY": SESSION_KEY,
+        "WALLET_GAMES_SERVER_CIDRS": GAMES_SERVER_CIDRS,
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -263,4 +265,4 @@ def stub_account_item(player: str, token: str, balance: int = 10**9) -> dict[str
 
 
 def api_gateway_event(body: str) -> dict[str, Any]:
-    return rest_event(body)
+    return billing_event(body)

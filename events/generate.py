@@ -1,4 +1,4 @@
-"""Generate the sample events for `sam local invoke <Function> -e events/<name>.json`: API Gateway (REST, v1 proxy)
+"""Generate the sample events for `sam local invoke <Function> -e events/<name>.json`: API Gateway
 events for BillingFunction (POST /do) and GamePageFunction (GET /play/{application}, GET /lobby), and the EventBridge
 Scheduled Event of GamesSyncFunction.
 
@@ -65,23 +65,50 @@ def body(
 
 
 def api_gateway_event(name: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """An API Gateway REST proxy (payload v1) event for POST /do on stage dev."""
-    headers = {
-        "Accept": "application/json",
-        "Content-Type": "application/json",
-        "Host": "abcdef1234.execute-api.eu-west-1.amazonaws.com",
-        "User-Agent": "GamesServer/1.0",
-        "X-Amzn-Trace-Id": "Root=1-69259a40-0123456789abcdef01234567",
-        "X-Forwarded-For": SOURCE_IP,
-        "X-Forwarded-Port": "443",
-        "X-Forwarded-Proto": "https",
+    """An API Gateway HTTP API (payload format 2.0) event for POST /do on stage dev: BillingApi's."""
+    request_id = str(uuid.uuid5(_NAMESPACE, f"request:{name}"))
+    api_id = "abcdef1234"
+    domain = f"{api_id}.execute-api.eu-west-1.amazonaws.com"
+    return {
+        "version": "2.0",
+        "routeKey": "POST /do",
+        "rawPath": "/dev/do",
+        "rawQueryString": "",
+        # An HTTP API hands headers over in lower case; X-Forwarded-For is the caller's to write, so the billing
+        # trusts only requestContext.http.sourceIp, which API Gateway takes from the connection.
+        "headers": {
+            "accept": "application/json",
+            "content-length": str(len(json.dumps(payload, separators=(",", ":")))),
+            "content-type": "application/json",
+            "host": domain,
+            "user-agent": "GamesServer/1.0",
+            "x-amzn-trace-id": "Root=1-69259a40-0123456789abcdef01234567",
+            "x-forwarded-for": SOURCE_IP,
+            "x-forwarded-port": "443",
+            "x-forwarded-proto": "https",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": api_id,
+            "domainName": domain,
+            "domainPrefix": api_id,
+            "http": {
+                "method": "POST",
+                "path": "/dev/do",
+                "protocol": "HTTP/1.1",
+                "sourceIp": SOURCE_IP,
+                "userAgent": "GamesServer/1.0",
+            },
+            "requestId": request_id[:16],
+            "routeKey": "POST /do",
+            "stage": "dev",
+            "time": "25/Nov/2025:12:00:00 +0000",
+            "timeEpoch": REQUEST_TIME_EPOCH,
+        },
+        # The Games Server's JSON, as the raw string API Gateway hands over.
+        "body": json.dumps(payload, separators=(",", ":")),
+        "isBase64Encoded": False,
     }
-    event = _rest_event(
-        name, "POST", "/do", "/do", headers, api_id="abcdef1234", resource_id="a1b2c3", source_ip=SOURCE_IP
-    )
-    # The Games Server's JSON, as the raw string API Gateway hands over.
-    event["body"] = json.dumps(payload, separators=(",", ":"))
-    return event
 
 
 def page_event(
@@ -289,6 +316,9 @@ ENV = {
         "WALLET_SALT_PARAMETER": "",
         "WALLET_SESSION_KEY": SESSION_KEY,
         "WALLET_SESSION_KEY_PARAMETER": "",
+        # The sample events' source, and loopback: `sam local start-api` sees its clients (the Games Server
+        # simulator of `make invoke`) there.
+        "WALLET_GAMES_SERVER_CIDRS": f"{SOURCE_IP}/32,127.0.0.1/32",
         "AWS_ENDPOINT_URL_DYNAMODB": "http://host.docker.internal:8000",
         "POWERTOOLS_LOG_LEVEL": "DEBUG",
     },
@@ -320,8 +350,9 @@ ENV = {
 README = """\
 # Sample events for `sam local invoke`
 
-API Gateway REST (proxy, payload v1) events for `POST /do`, as the provider's Games Server sends them, and the events
-of the site's functions (below). They are written by `events/generate.py` (`.venv/bin/python events/generate.py`):
+API Gateway HTTP API (payload format 2.0) events for `POST /do`, as the provider's Games Server sends them (from
+`203.0.113.10`, the address `env.json` and `parameters/local.yaml` admit), and the REST API (payload 1.0) events of
+the site's functions (below). They are written by `events/generate.py` (`.venv/bin/python events/generate.py`):
 edit the script, not the JSON.
 
 Every event is signed for the sample salt `{salt}` except `bad_sign.json`, and all but `unknown_session.json` use the

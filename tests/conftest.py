@@ -31,6 +31,9 @@ os.environ.update(
     POWERTOOLS_TRACE_DISABLED="true",
     POWERTOOLS_METRICS_NAMESPACE="Wallet",
     POWERTOOLS_SERVICE_NAME="wallet",
+    # The billing answers only these sources: the handler tests' events come from tests.support.GAMES_SERVER_IP, the
+    # local front's clients (the Games Server simulator, schemathesis) from loopback.
+    WALLET_GAMES_SERVER_CIDRS="203.0.113.0/24,127.0.0.0/8,::1/128",
 )
 
 from tests.support import SALT, SESSION_KEY, new_lambda_instance  # noqa: E402

@@ -16,20 +16,21 @@ from typing import Any
 
 import requests
 
-from wallet.bootstrap import lambda_archive, lambda_catalogue, lambda_settings, lambda_wallet
+from wallet.bootstrap import lambda_allowlist, lambda_archive, lambda_catalogue, lambda_settings, lambda_wallet
 from wallet.money.sign import compute_sign
 from wallet_local.front import (
     LambdaContext,  # noqa: F401 - re-exported for the tests and the bench
     LocalFront,
     Route,
+    billing_event,
     load_function,
-    rest_event,
 )
 from wallet_local.process import LocalStackProcess, StackFailed
 from wallet_local.stack import OPERATOR_ROUTES
 
 SALT = "test-salt"
 SESSION_KEY = "test-session-key"
+GAMES_SERVER_IP = "203.0.113.10"  # inside the tests' WALLET_GAMES_SERVER_CIDRS (tests/conftest.py)
 
 
 @contextmanager
@@ -47,7 +48,7 @@ def serving(front: LocalFront) -> Iterator[LocalFront]:
 def new_lambda_instance() -> None:
     """Forget what the handlers built on first use (settings, wallet, catalogue): the next request builds them again
     from the environment, as a new Lambda instance would."""
-    for factory in (lambda_settings, lambda_wallet, lambda_catalogue, lambda_archive):
+    for factory in (lambda_settings, lambda_allowlist, lambda_wallet, lambda_catalogue, lambda_archive):
         factory.cache_clear()
 
 
@@ -112,11 +113,9 @@ def do_body(
     return text.replace('"__MINUS__"', str(minus)).replace('"__PLUS__"', str(plus))
 
 
-def api_gateway_event(
-    body: str | None, path: str = "/do", method: str = "POST", source_ip: str = "203.0.113.10"
-) -> dict[str, Any]:
-    """A REST API (v1 proxy) event like the one API Gateway gives the billing Lambda (the local front's builder)."""
-    return rest_event(body, path, method, source_ip)
+def api_gateway_event(body: str | None, source_ip: str = GAMES_SERVER_IP) -> dict[str, Any]:
+    """The HTTP API event (payload 2.0) API Gateway gives the billing Lambda for one POST /do (the local front's)."""
+    return billing_event(body, source_ip)
 
 
 @dataclass

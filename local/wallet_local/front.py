@@ -1,4 +1,5 @@
-"""A small local front: HTTP in, the API Gateway (REST, v1 proxy) event the Lambda gets, the handler's reply out.
+"""A small local front: HTTP in, the API Gateway event the Lambda gets, the handler's reply out. The billing's route
+is an HTTP API's (payload format 2.0), the others a REST API's (v1 proxy), as in template.yaml.
 
 It calls the same handler modules that run in Lambda (functions/<name>/app.py), so what the tests exercise through
 it is the deployed code path minus API Gateway itself.
@@ -36,6 +37,20 @@ class Route:
     resource: str  # API Gateway resource path, e.g. /play/{application}
     function: str  # folder under functions/
     signed: bool = False  # AWS_IAM authorization: the request must carry a valid SigV4 signature (sigv4.py)
+    payload: str = "1.0"  # the event's format: "1.0" a REST API's, "2.0" an HTTP API's
+
+    def event(
+        self,
+        path_parameters: dict[str, str],
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        source_ip: str,
+    ) -> dict[str, Any]:
+        build = http_api_event if self.payload == "2.0" else api_gateway_event
+        return build(self, path_parameters, method, path, query, headers, body, source_ip)
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if method != self.method:
@@ -46,6 +61,10 @@ class Route:
         pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern)
         found = re.fullmatch(pattern, path)
         return found.groupdict() if found else None
+
+
+# BillingApi, an HTTP API: the Games Server's one route.
+BILLING_ROUTE = Route("POST", "/do", "billing", payload="2.0")
 
 
 class LambdaContext:
@@ -150,11 +169,7 @@ def api_gateway_event(
     source_ip: str,
 ) -> dict[str, Any]:
     params = parse_qs(query, keep_blank_values=True)
-    try:
-        text: str | None = body.decode("utf-8") if body else None
-        is_base64 = False
-    except UnicodeDecodeError:
-        text, is_base64 = base64.b64encode(body).decode("ascii"), True
+    text, is_base64 = _text_body(body)
     return {
         "resource": route.resource,
         "path": path,
@@ -182,20 +197,74 @@ def api_gateway_event(
     }
 
 
-def rest_event(
-    body: str | bytes | None,
-    path: str = "/do",
-    method: str = "POST",
-    source_ip: str = "203.0.113.10",
-    headers: dict[str, str] | None = None,
+def _text_body(body: bytes) -> tuple[str | None, bool]:
+    """The body as API Gateway hands it over: text when it is UTF-8, else base64 (and the flag saying so)."""
+    try:
+        return (body.decode("utf-8") if body else None), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), True
+
+
+def http_api_event(
+    route: Route,
+    path_parameters: dict[str, str],
+    method: str,
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+    source_ip: str,
 ) -> dict[str, Any]:
-    """The event API Gateway gives a Lambda for one request to a fixed resource (tests, bench, probes)."""
+    """An HTTP API's event (payload format 2.0): lower-case headers, the route key, requestContext.http's source."""
+    params = parse_qs(query, keep_blank_values=True)
+    text, is_base64 = _text_body(body)
+    now = time.time()
+    route_key = f"{route.method} {route.resource}"
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": f"/{STAGE}{path}",
+        "rawQueryString": query,
+        "headers": {key.lower(): value for key, value in headers.items()},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {
+                "method": method,
+                "path": f"/{STAGE}{path}",
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": headers.get("User-Agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route_key,
+            "stage": STAGE,
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": is_base64,
+    }
+    if params:  # repeated names joined with commas, as an HTTP API does
+        event["queryStringParameters"] = {key: ",".join(values) for key, values in params.items()}
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    if text is not None:
+        event["body"] = text
+    return event
+
+
+def billing_event(
+    body: str | bytes | None, source_ip: str = "203.0.113.10", headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The event the billing's HTTP API gives its Lambda for one POST /do (tests, bench, probes)."""
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else (body or b"")
-    return api_gateway_event(
-        Route(method, path, ""),
+    return http_api_event(
+        BILLING_ROUTE,
         {},
-        method,
-        path,
+        "POST",
+        "/do",
         "",
         headers or {"Content-Type": "application/json"},
         raw,
@@ -268,8 +337,8 @@ class _Handler(BaseHTTPRequestHandler):
             if parameters is None:
                 continue
             headers = dict(self.headers.items())
-            event = api_gateway_event(
-                route, parameters, self.command, parts.path, parts.query, headers, body, self.client_address[0]
+            event = route.event(
+                parameters, self.command, parts.path, parts.query, headers, body, self.client_address[0]
             )
             if route.signed:
                 try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from wallet_local.dynamodb_local import LOCAL_CREDENTIALS, DynamoDBLocal
-from wallet_local.front import LocalFront, Route
+from wallet_local.front import BILLING_ROUTE, LocalFront, Route
 from wallet_local.paths import new_archive_dir
 from wallet_local.sigv4 import LocalCredentials
 from wallet_local.streams import PROGRESS_FILE, LocalExport, start_local_export
@@ -25,6 +25,7 @@ DEMO_BALANCE = Decimal(100000)
 CATALOGUE_BUCKET = "wallet-local-site"
 PATH_TO_STORAGE = "/media"
 STATIC = Path(__file__).parent / "static"
+LOCAL_GAMES_SERVER_CIDRS = "127.0.0.0/8,::1/128"
 # The operator API's routes, as template.yaml's OperatorApi has them (AWS_IAM: SigV4-signed).
 OPERATOR_ROUTES = [
     Route(method, resource, "operator", signed=True)
@@ -42,7 +43,7 @@ OPERATOR_ROUTES = [
     )
 ]
 ROUTES = [
-    Route("POST", "/do", "billing"),
+    BILLING_ROUTE,
     Route("GET", "/play/{application}", "game_page"),
     Route("GET", "/lobby", "game_page"),
     *OPERATOR_ROUTES,
@@ -66,6 +67,8 @@ def local_environment(
         "WALLET_TABLE": os.environ.get("WALLET_TABLE", LOCAL_TABLE),
         "WALLET_SALT": os.environ.get("WALLET_SALT", "local-salt"),
         "WALLET_SESSION_KEY": os.environ.get("WALLET_SESSION_KEY", "local-session-key"),
+        # The front listens on loopback: the local Games Server (a test's simulator, curl) calls from there.
+        "WALLET_GAMES_SERVER_CIDRS": os.environ.get("WALLET_GAMES_SERVER_CIDRS", LOCAL_GAMES_SERVER_CIDRS),
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
         "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],

@@ -1,11 +1,11 @@
 """The local front serves concurrent requests from threads; each must be handled with its own body.
 
-The billing handler is Powertools' APIGatewayRestResolver, which keeps the request being resolved in a class attribute
-(BaseRouter.current_event): fine in Lambda (one event at a time per instance). The local front therefore keeps a pool
-of handler instances, one event at a time each, as Lambda does; this test shows no request is answered with another
-one's body. Run in a subprocess (its own interpreter, its own environment) with a wallet that
-echoes a number from the body, and a 2 ms pause inside the window (between the resolver storing the event and the
-route reading it) so the race shows every time instead of once in a few thousand requests.
+A Lambda instance handles one event at a time, and the handlers rely on it: Powertools keeps per-request state in
+module-level objects (the logger's correlation id and keys, the pending metrics; the REST handlers' resolver keeps
+the current event in a class attribute). The local front therefore keeps a pool of handler instances, one event at a
+time each, as Lambda does; this test shows no request is answered with another one's body. Run in a subprocess (its
+own interpreter, its own environment) with a wallet that echoes a number from the body after a 2 ms pause, so that
+a shared instance would show every time instead of once in a few thousand requests.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def test_concurrent_requests_each_get_their_own_body() -> None:
         WALLET_TABLE="wallet-probe",
         WALLET_SALT="probe-salt",
         WALLET_SESSION_KEY="probe-key",
+        WALLET_GAMES_SERVER_CIDRS="127.0.0.1/32",
         AWS_ACCESS_KEY_ID="local",
         AWS_SECRET_ACCESS_KEY="local",
         AWS_DEFAULT_REGION="us-east-1",

@@ -38,7 +38,7 @@ from wallet.money.sign import compute_sign
 from wallet.money.wallet import Wallet
 from wallet.settings import Settings
 from wallet_local.dynamodb_local import DynamoDBLocal, free_port
-from wallet_local.front import LocalFront, Route
+from wallet_local.front import BILLING_ROUTE, LocalFront
 from wallet_local.table import create_table
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,7 @@ def stack(dynamodb_local: DynamoDBLocal) -> Iterator[Stack]:
         session = wallet.new_session(PLAYER).token
         # The front runs the handler in Lambda-like instances (spawned processes that import it with the environment
         # above); requests here come one at a time, so one instance is enough.
-        front = LocalFront(("127.0.0.1", free_port()), [Route("POST", "/do", "billing")], max_instances=1)
+        front = LocalFront(("127.0.0.1", free_port()), [BILLING_ROUTE], max_instances=1)
         with serving(front), requests.Session() as http:
             yield Stack(front.url, wallet, session, http)
 

@@ -87,3 +87,11 @@ def test_the_model_prices_both_apis_and_every_kind() -> None:
     assert model["met"] is (model["total_usd"] <= cost.TARGET_USD)
     transactional = cost.per_million_bets(0.7, 456, 184, read_call="TransactGetItems")
     assert transactional["rru_per_bet"] == 4
+
+
+def test_the_cost_model_prices_the_api_the_template_deploys() -> None:
+    from wallet_local.paths import TEMPLATE
+    from wallet_local.table import template_document
+
+    kind = template_document(TEMPLATE)["Resources"]["BillingApi"]["Type"]
+    assert {"AWS::Serverless::HttpApi": "http", "AWS::Serverless::Api": "rest"}[kind] == cost.CHOSEN_API

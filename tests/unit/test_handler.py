@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from tests.support import SALT, SESSION_KEY, LambdaContext, api_gateway_event, do_body, lambda_function
-from wallet.bootstrap import lambda_wallet
+from wallet.bootstrap import lambda_allowlist, lambda_settings, lambda_wallet
 from wallet.money.store import StaleAccount
 
 APP = Path(__file__).resolve().parents[2] / "functions" / "billing" / "app.py"
@@ -140,6 +140,72 @@ def test_replay_over_http(billing: Billing) -> None:
     billing.do("t-2", 0, 7)
     assert_reply(billing.do("t-1", 100, 0), '{"status":"OK","balance":907,"currency":"FUN"}')
     assert billing.balance() == 907
+
+
+# --- only the Games Server: the source allowlist (an HTTP API has no resource policy) ------------------------------
+
+
+def _from(billing: Billing, source_ip: str, trx_id: str = "t-stranger") -> dict[str, Any]:
+    body = do_body(billing.session, trx_id, 100, 0, SLOT)  # a valid, signed bet: only the source is wrong
+    response: dict[str, Any] = billing.module.lambda_handler(api_gateway_event(body, source_ip), LambdaContext())
+    return response
+
+
+@pytest.mark.parametrize("source_ip", ["198.51.100.9", "203.0.114.10", "2001:db8::1", "", "not-an-address"])
+def test_a_source_outside_the_allowlist_is_refused_and_moves_nothing(
+    billing: Billing, capsys: pytest.CaptureFixture[str], source_ip: str
+) -> None:
+    billing.output()
+    response = _from(billing, source_ip)
+    assert (response["statusCode"], json.loads(response["body"])) == (403, {"message": "Forbidden"})
+    assert billing.balance() == 1000
+    out = billing.output()
+    assert "ForbiddenSources" in metric_names(out)
+    [refused] = [line for line in logs(out) if line["message"] == "source refused"]
+    assert refused["source_ip"] == source_ip and refused["reason"] == "not in GamesServerCidrs"
+    # The same bet from the Games Server lands: the refusal left no trace of the trx_id.
+    assert_reply(_from(billing, "203.0.113.10"), '{"status":"OK","balance":900,"currency":"FUN"}')
+
+
+def test_an_ipv4_mapped_ipv6_source_is_its_ipv4_address(billing: Billing) -> None:
+    assert_reply(_from(billing, "::ffff:203.0.113.10"), '{"status":"OK","balance":900,"currency":"FUN"}')
+    assert _from(billing, "::ffff:198.51.100.9", "t-2")["statusCode"] == 403
+
+
+def test_an_empty_allowlist_admits_nobody(
+    billing: Billing, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WALLET_GAMES_SERVER_CIDRS", "")
+    new_settings()
+    billing.output()
+    assert _from(billing, "203.0.113.10")["statusCode"] == 403
+    assert billing.balance() == 1000
+    [refused] = [line for line in logs(billing.output()) if line["message"] == "source refused"]
+    assert refused["reason"] == "GamesServerCidrs is empty: nobody is admitted"
+
+
+def test_a_malformed_allowlist_is_a_500_that_names_the_entry(
+    billing: Billing, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WALLET_GAMES_SERVER_CIDRS", "203.0.113.0/24, 203.0.113.300/32")
+    new_settings()
+    billing.output()
+    assert_unavailable(_from(billing, "203.0.113.10"), 500)
+    assert billing.balance() == 1000
+    out = billing.output()
+    assert "InternalErrors" in metric_names(out) and "203.0.113.300/32" in out
+
+
+def test_another_route_is_not_found(billing: Billing) -> None:
+    response = billing.call(do_body(billing.session, "t-get", 100, 0, SLOT), routeKey="GET /do")
+    assert (response["statusCode"], json.loads(response["body"])) == (404, {"message": "Not Found"})
+    assert billing.balance() == 1000
+
+
+def new_settings() -> None:
+    """The function's next request reads its settings again (as a new instance would), keeping the test's wallet."""
+    lambda_settings.cache_clear()
+    lambda_allowlist.cache_clear()
 
 
 # --- our own failures: 5xx, never one of the four -----------------------------------------------------------------

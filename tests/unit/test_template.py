@@ -4,6 +4,7 @@ checked offline. Each test guards one mistake that lint and checkov pass (see do
 from __future__ import annotations
 
 import ast
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -52,7 +53,8 @@ EDGE_DISALLOWED = {
 }
 EDGE_READ_ONLY = {"content-length", "host", "transfer-encoding", "via", "accept-encoding", "if-modified-since"}
 AWS_METRICS = {
-    "AWS/ApiGateway": {"5XXError", "4XXError", "Count", "Latency", "IntegrationLatency"},
+    # A REST API's names, then an HTTP API's (the billing's, dimension ApiId).
+    "AWS/ApiGateway": {"5XXError", "4XXError", "Count", "Latency", "IntegrationLatency", "5xx", "4xx"},
     "AWS/Lambda": {"Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions", "IteratorAge"},
     "AWS/DynamoDB": {"ThrottledRequests", "ReadThrottleEvents", "WriteThrottleEvents", "SystemErrors", "UserErrors"},
     "AWS/SQS": {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "NumberOfMessagesSent"},
@@ -237,12 +239,55 @@ def test_no_concurrency_is_reserved_by_default(template: dict[str, Any]) -> None
 
 def test_the_billing_throttle_is_a_parameter(template: dict[str, Any]) -> None:
     api = template["Resources"]["BillingApi"]["Properties"]
-    [settings] = api["MethodSettings"]
+    settings = api["DefaultRouteSettings"]  # every route of the HTTP API, and it has one
     assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (
         "BillingThrottleRate",
         "BillingThrottleBurst",
     )
+    assert settings["DetailedMetricsEnabled"] is True
+    assert "RouteSettings" not in api  # no route with a throttle of its own
     assert template["Parameters"]["BillingThrottleRate"]["Default"] >= 700  # docs/PERFORMANCE.md's load model
+
+
+def test_the_billing_api_is_an_http_api_with_payload_2(template: dict[str, Any]) -> None:
+    """$1.00 per million requests instead of a REST API's $3.50 (docs/PERFORMANCE.md); the handler reads 2.0."""
+    api = template["Resources"]["BillingApi"]
+    assert api["Type"] == "AWS::Serverless::HttpApi"
+    assert api["Properties"]["StageName"] == "Stage" and api["Properties"]["FailOnWarnings"] is True
+    [do] = template["Resources"]["BillingFunction"]["Properties"]["Events"].values()
+    assert do == {
+        "Type": "HttpApi",
+        "Properties": {"ApiId": "BillingApi", "Path": "/do", "Method": "POST", "PayloadFormatVersion": "2.0"},
+    }
+    # No default route ($default would send every other path and method to the billing) and no other route.
+    routes = [
+        e["Properties"]
+        for f in resources(template, "AWS::Serverless::Function").values()
+        for e in f["Properties"].get("Events", {}).values()
+        if e["Type"] == "HttpApi"
+    ]
+    assert routes == [do["Properties"]]
+    assert "BillingApi" in template["Outputs"]["BillingEndpoint"]["Value"]
+
+
+def test_the_function_gets_the_games_server_allowlist(template: dict[str, Any]) -> None:
+    """An HTTP API has no resource policy: the function refuses every other source, from this list."""
+    variables = template["Resources"]["BillingFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["WALLET_GAMES_SERVER_CIDRS"] == [",", "GamesServerCidrs"]  # !Join [",", !Ref GamesServerCidrs]
+    assert "Default" not in template["Parameters"]["GamesServerCidrs"]  # the provider's addresses, never a guess
+
+
+def test_the_billing_access_log_holds_no_body_or_header(template: dict[str, Any]) -> None:
+    settings = template["Resources"]["BillingApi"]["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == "BillingApiAccessLogGroup.Arn"
+    fields = json.loads(settings["Format"])
+    variables = set(re.findall(r"\$context\.[\w.]+", settings["Format"]))
+    assert {"$context.requestId", "$context.identity.sourceIp", "$context.status"} <= variables
+    # The body carries the session token and the sign; headers and the query string are the caller's to fill.
+    assert not {v for v in variables if v.startswith(("$context.request.", "$input", "$context.authorizer"))}
+    assert "body" not in settings["Format"].lower() and len(fields) == len(variables)
+    group = template["Resources"]["BillingApiAccessLogGroup"]["Properties"]
+    assert group["RetentionInDays"] == 30
 
 
 # --- alarms watch what the code emits -------------------------------------------------------------------------------
@@ -280,6 +325,7 @@ def test_every_alarm_watches_a_metric_that_exists(template: dict[str, Any]) -> N
     serverless = resources(template, "AWS::Serverless::Function")
     functions = set(serverless) | {f["Properties"]["FunctionName"] for f in serverless.values()}  # !Ref or the name
     apis = {a["Properties"]["Name"] for a in resources(template, "AWS::Serverless::Api").values()}
+    http_apis = set(resources(template, "AWS::Serverless::HttpApi"))  # dimension ApiId: !Ref <logical id>
     alarms = resources(template, "AWS::CloudWatch::Alarm")
     assert len(alarms) >= 13
     for name, alarm in alarms.items():
@@ -295,6 +341,9 @@ def test_every_alarm_watches_a_metric_that_exists(template: dict[str, Any]) -> N
                     assert dimensions["FunctionName"] in functions, name
                 if "ApiName" in dimensions:
                     assert dimensions["ApiName"] in apis and dimensions["Stage"] == "Stage", name
+                if "ApiId" in dimensions:  # an HTTP API's metrics: its id, and only its own names
+                    assert dimensions["ApiId"] in http_apis and dimensions["Stage"] == "Stage", name
+                    assert metric["MetricName"] in {"5xx", "4xx", "Count", "Latency", "IntegrationLatency"}, name
                 if "TableName" in dimensions:
                     assert dimensions["TableName"] == "WalletTable", name
                 if "QueueName" in dimensions:  # !GetAtt <queue>.QueueName
@@ -371,14 +420,12 @@ def test_the_operator_api_is_its_own_and_not_the_billings(template: dict[str, An
     apis = resources(template, "AWS::Serverless::Api")
     operator = apis["OperatorApi"]["Properties"]
     assert operator["Name"] not in {a["Properties"]["Name"] for name, a in apis.items() if name != "OperatorApi"}
-    # The billing's API keeps only POST /do (its resource policy admits only the Games Server's addresses) ...
-    billing_routes = {
-        (e["Method"], e["Path"])
+    # No REST route sits on the billing's API (an HTTP API with POST /do only) ...
+    assert all(
+        e["RestApiId"] != "BillingApi"
         for f in resources(template, "AWS::Serverless::Function").values()
         for e in _api_events(f)
-        if e["RestApiId"] == "BillingApi"
-    }
-    assert billing_routes == {("POST", "/do")}
+    )
     # ... and no operator route sits on another API, nor is the operator API open to the Games Server's allowlist.
     assert "ResourcePolicy" not in operator["Auth"]
     assert operator["EndpointConfiguration"]["Type"] == "REGIONAL"

@@ -195,7 +195,10 @@ class Resolver:
                 return self.sub(text, {key: self(value) for key, value in variables.items()})
             case "Fn::Join":
                 separator, items = argument
-                return separator.join(str(item) for item in self(items))
+                values = self(items)
+                if isinstance(values, str):  # a CommaDelimitedList parameter: kept as given on the command line
+                    values = values.split(",")
+                return separator.join(str(item) for item in values)
             case "Fn::If":
                 condition, when_true, when_false = argument
                 return self(when_true if self.condition(condition) else when_false)

@@ -14,6 +14,7 @@ import botocore.session
 from botocore.config import Config
 from pydantic import SecretStr
 
+from wallet.money.allowlist import SourceAllowlist
 from wallet.money.dynamodb import DynamoDBStore
 from wallet.money.wallet import Wallet
 from wallet.settings import ArchiveSettings, CatalogueSettings, Settings
@@ -91,6 +92,12 @@ def build_wallet(settings: Settings | None = None) -> Wallet:
 def lambda_settings() -> Settings:
     """The function's settings, read from its environment on first use, then kept for the instance."""
     return Settings.from_env()
+
+
+@cache
+def lambda_allowlist() -> SourceAllowlist:
+    """The Games Server's addresses (WALLET_GAMES_SERVER_CIDRS), the only sources the billing answers."""
+    return SourceAllowlist(lambda_settings().games_server_cidrs)
 
 
 @cache

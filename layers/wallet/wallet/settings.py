@@ -11,8 +11,9 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from wallet.money.allowlist import Network, parse_networks
 from wallet.money.sessions import MAX_SESSION_SECONDS
 
 DEFAULT_CREDIT_GRACE_DAYS = 30
@@ -38,6 +39,13 @@ class Settings(BaseModel):
     default_currency: Annotated[str, Field(min_length=1, max_length=16)] = "FUN"
     # The site's front (CloudFront in AWS, `wallet local` here): the operator API's play_url points at its game page.
     site_url: Annotated[str | None, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")] = None
+    # The Games Server's addresses, the only sources the billing answers (money/allowlist.py); none admits nobody.
+    games_server_cidrs: tuple[Network, ...] = ()
+
+    @field_validator("games_server_cidrs", mode="before")
+    @classmethod
+    def _cidrs(cls, value: object) -> object:
+        return parse_networks(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _one_source_per_secret(self) -> Settings:
@@ -63,6 +71,7 @@ class Settings(BaseModel):
             "max_write_attempts": env.get("WALLET_MAX_WRITE_ATTEMPTS") or DEFAULT_MAX_WRITE_ATTEMPTS,
             "default_currency": env.get("WALLET_DEFAULT_CURRENCY") or "FUN",
             "site_url": env.get("WALLET_SITE_URL") or None,
+            "games_server_cidrs": env.get("WALLET_GAMES_SERVER_CIDRS") or "",
         }
         return cls.model_validate(values)
 
