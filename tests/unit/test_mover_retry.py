@@ -20,10 +20,13 @@ from wallet.money.memory import MemoryStore
 from wallet.money.mover import (
     BACK_OFF_BASE_SECONDS,
     BACK_OFF_CAP_SECONDS,
+    SENIORITY_RANKS,
+    SENIORITY_STEP_SECONDS,
     BillingContended,
     MoveRequest,
     MoveStatus,
     back_off_seconds,
+    seniority_pause_seconds,
 )
 from wallet.money.store import Contended, StaleAccount
 from wallet.money.wallet import Wallet
@@ -195,8 +198,9 @@ def count_reads(wallet: Wallet) -> list[int]:
     return reads
 
 
-def test_a_lost_version_race_goes_again_at_once_from_the_account_returned() -> None:
-    """StaleAccount with the winner's account: the retries need neither a read nor a pause."""
+def test_a_lost_version_race_goes_again_from_the_account_returned_sooner_the_more_it_lost() -> None:
+    """StaleAccount with the winner's account: no read, and a pause that shrinks with every loss (seniority: the
+    oldest loser reaches the account first), none from the SENIORITY_RANKS-th loss on."""
     sim = SimTime()
     wallet = wallet_on(sim, jitter=Highest())
     reads = count_reads(wallet)
@@ -204,7 +208,11 @@ def test_a_lost_version_race_goes_again_at_once_from_the_account_returned() -> N
     result = wallet.move(bet())
     assert result.attempts == 31
     assert reads[0] == 1  # the one read before the first attempt: every retry started from the returned account
-    assert sim.pauses == []
+    expected = [SENIORITY_STEP_SECONDS * (SENIORITY_RANKS - k) for k in range(1, SENIORITY_RANKS)]
+    assert sim.pauses == pytest.approx(expected)
+    assert sim.pauses == sorted(sim.pauses, reverse=True) and sim.pauses[-1] > 0
+    assert sum(sim.pauses) < 0.05  # shorter than a newcomer's read, in all: newcomers do not jump the queue
+    assert seniority_pause_seconds(SENIORITY_RANKS) == seniority_pause_seconds(10**6) == 0
 
 
 def test_a_lost_race_without_the_account_reads_again_after_a_pause() -> None:
