@@ -38,7 +38,7 @@ SOURCES = (
     "https://aws.amazon.com/s3/pricing/"
 )
 TARGET_USD = 6.00  # issue 14, target 4: cost per million bets at list prices
-CHOSEN_API = "http"  # what template.yaml deploys for /do (issue 14, target 4): an HTTP API, the allowlist in the function
+CHOSEN_API = "http"  # what template.yaml deploys for /do (issue 14, target 4): an HTTP API, allowlist in the function
 
 # Assumed in-region DynamoDB latencies on AWS (not measured here: DynamoDB Local is an emulator on localhost).
 AWS_GET_ITEM_MS = 4  # GetItem / BatchGetItem of two keys, strongly consistent
