@@ -255,9 +255,7 @@ def http_api_event(
     return event
 
 
-def billing_event(
-    body: str | bytes | None, source_ip: str = "203.0.113.10", headers: dict[str, str] | None = None
-) -> dict[str, Any]:
+def billing_event(body: str | bytes | None, source_ip: str = "203.0.113.10") -> dict[str, Any]:
     """The event the billing's HTTP API gives its Lambda for one POST /do (tests, bench, probes)."""
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else (body or b"")
     return http_api_event(
@@ -266,7 +264,7 @@ def billing_event(
         "POST",
         "/do",
         "",
-        headers or {"Content-Type": "application/json"},
+        {"Content-Type": "application/json"},
         raw,
         source_ip,
     )
