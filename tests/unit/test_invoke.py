@@ -268,6 +268,46 @@ def test_an_event_is_sent_again_only_when_the_emulator_lost_its_reply(
     assert ("sent twice" in row.got) is (calls == 2)
 
 
+def _reply(status: int, body: dict[str, Any]) -> str:
+    return json.dumps({"statusCode": status, "body": json.dumps(body)})
+
+
+DEPOSIT = {"balance": 6000, "currency": "FUN", "entry": {"entry_id": "operator:pay-778", "account_version": 1}}
+
+
+@pytest.mark.parametrize(
+    ("event", "second", "ok"),
+    [
+        # The first send landed before the emulator lost its reply: the replay's reply is the right one.
+        ("operator-deposit.json", _reply(200, DEPOSIT), True),
+        ("operator-create-player.json", _reply(409, {"error": {"code": "exists", "message": "alice exists"}}), True),
+        # A reply the second send cannot get (the first one's, another refusal): a failure, not a pass.
+        ("operator-deposit.json", _reply(201, DEPOSIT), False),
+        ("operator-create-player.json", _reply(409, {"error": {"code": "conflict", "message": "?"}}), False),
+    ],
+)
+def test_an_event_sent_again_must_get_what_a_replay_gets(
+    tmp_path: Path, manifest: Manifest, event: str, second: str, ok: bool
+) -> None:
+    expectation = next(e for e in manifest.replay if e.event == event and not e.label)
+    sam = _ScriptedSam(tmp_path / "template.yaml", [], "10.0.0.2", tmp_path, {})
+    sam.answers, sam.answers_given = [("", LOST), (second, "")], []
+    row = sam.invoke(expectation)
+    assert row.ok is ok, row.got
+    assert "sent twice" in row.got
+
+
+def test_replayed_keys_are_checked_like_the_entrys_own() -> None:
+    with pytest.raises(ValueError, match="unknown keys in replayed"):
+        Expectation.from_json({"event": "x.json", "function": "F", "statusCode": 201, "replayed": {"status": 200}})
+    entry = Expectation.from_json(
+        {"event": "x.json", "function": "F", "statusCode": 201, "replayed": {"statusCode": 200}}
+    )
+    assert (entry.sent_again().status_code, entry.sent_again().replayed) == (200, None)
+    plain = Expectation.from_json({"event": "x.json", "function": "F", "statusCode": 200})
+    assert plain.sent_again() is plain
+
+
 def test_the_network_targets() -> None:
     targets = invoke.network_targets("10.0.0.2", 8000, "10.0.0.1", "192.0.2.1", host_reachable=False)
     assert targets == [
