@@ -332,6 +332,7 @@ def render(results: dict[str, Any]) -> str:
     for key, label in (
         ("billing_built", "billing, built layer (sam build)"),
         ("billing_built_without_bytecode", "billing, built layer, bytecode removed"),
+        ("floor_built", "floor: botocore alone, same 1st request, built layer"),
     ):
         built = c.get(key)
         if built:
@@ -367,6 +368,7 @@ def render(results: dict[str, Any]) -> str:
     parts.append(
         f"Cold-start target (issue 14, target 1): {target['name']}: {target['verdict'].upper()}"
         + (f" ({target['total_ms']} ms)" if target["total_ms"] is not None else f": {c.get('billing_built_note')}")
+        + (f"; {target['why']}" if target.get("why") else "")
     )
     parts.append(
         _table(

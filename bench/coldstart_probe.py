@@ -5,8 +5,9 @@ standard library before the handler.
 
     coldstart_probe.py FUNCTION SETUP_JSON
 
-SETUP_JSON holds `paths` (prepended to sys.path, like Lambda's /opt/python) and `event` (the first request; null for
-an import-only probe). The AWS calls of the first request go over HTTP to the fake endpoints bench/coldstart.py runs
+SETUP_JSON holds `paths` (prepended to sys.path, like Lambda's /opt/python), `event` (the first request; null for
+an import-only probe) and optionally `handler_file` (another module than functions/FUNCTION/app.py: the floor). The
+AWS calls of the first request go over HTTP to the fake endpoints bench/coldstart.py runs
 (AWS_ENDPOINT_URL_DYNAMODB / _SSM in the environment), so SigV4, urllib3 and X-Ray's botocore patch are all paid.
 """
 
@@ -43,7 +44,8 @@ def main() -> None:
     function, setup_path = sys.argv[1], sys.argv[2]
     setup = json.loads(Path(setup_path).read_text(encoding="utf-8"))
     sys.path[:0] = setup["paths"]
-    spec = importlib.util.spec_from_file_location(f"cold_{function}", ROOT / "functions" / function / "app.py")
+    handler_file = setup.get("handler_file") or ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"cold_{function}", handler_file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

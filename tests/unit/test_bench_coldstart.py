@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import botocore.session
@@ -66,6 +67,30 @@ def test_the_target_verdict() -> None:
     verdict = coldstart.target_verdict(None)
     assert verdict["verdict"] == "not measured"
     assert verdict["name"] == "billing cold start < 250 ms on the built artifact"
+
+
+def test_the_verdict_says_why_when_the_floor_itself_is_over_the_limit() -> None:
+    over = coldstart.target_verdict({"total_ms": 750.0}, {"total_ms": 560.0})
+    assert (over["verdict"], over["floor_ms"], over["ours_over_floor_ms"]) == ("not met", 560.0, 190.0)
+    assert "cannot be met with botocore" in over["why"]
+    assert "560 ms" in over["why"] and "190 ms" in over["why"]
+    # Under the floor's limit the target is ours to meet: no excuse given.
+    reachable = coldstart.target_verdict({"total_ms": 400.0}, {"total_ms": 200.0})
+    assert reachable["verdict"] == "not met" and "why" not in reachable
+    assert coldstart.target_verdict({"total_ms": 240.0}, {"total_ms": 200.0})["verdict"] == "met"
+
+
+def test_the_floor_probe_makes_the_billings_first_request_with_botocore_alone(tmp_path: Path) -> None:
+    """The floor's handler in the probe, as bench/coldstart.py starts it: it serves, and it imports nothing of ours."""
+    with coldstart.fake_aws() as endpoint:
+        env = {**coldstart.lambda_environment("billing", endpoint, str(tmp_path)), "PATH": os.environ["PATH"]}
+        probe = coldstart.Probe(sys.executable, [], [], tmp_path)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and "site-packages" in p)
+        result, stderr, _ = probe.run("floor", env, importtime=True, handler_file=coldstart.FLOOR_APP)
+    assert result["served"] == "200 OK"
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in stderr.splitlines() if "|" in line}
+    assert "botocore" in imported
+    assert not imported & {"wallet", "aws_lambda_powertools", "pydantic", "aws_xray_sdk", "boto3"}
 
 
 _IMPORT_BILLING = """
