@@ -546,8 +546,10 @@ def render(results: dict[str, Any]) -> str:
     parts.append(
         f"Cost target (issue 14, target 4): HTTP API (deployed) ${k['total_usd']:.2f} <= ${k['target_usd']:.2f}: "
         f"{_fmt(k['met'])}; the REST API it replaced: ${k['rest_total_usd']:.2f}, "
-        f"{_fmt(k['rest_total_usd'] <= k['target_usd'])}. Levers not taken: "
-        + "; ".join(f"{lever['lever']} -${lever['saves_usd']:.2f}" for lever in k["levers"][1:])
+        f"{_fmt(k['rest_total_usd'] <= k['target_usd'])}. Levers taken: "
+        + "; ".join(f"{lever['lever']} -${lever['saves_usd']:.2f}" for lever in k["levers"] if lever["taken"])
+        + ". Not taken: "
+        + "; ".join(f"{lever['lever']} -${lever['saves_usd']:.2f}" for lever in k["levers"] if not lever["taken"])
     )
     if "archive" in results:
         parts.append(archive.render(results["archive"], _table))

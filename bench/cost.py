@@ -45,8 +45,9 @@ AWS_GET_ITEM_MS = 4  # GetItem / BatchGetItem of two keys, strongly consistent
 AWS_TRANSACT_GET_MS = 6
 AWS_TRANSACT_WRITE_MS = 12
 PLATFORM_LOG_BYTES = 350  # START + END + REPORT lines (REPORT carries the X-Ray trace id with Tracing: Active)
+PLATFORM_LOG_EVENTS = 3  # START, END, REPORT
 LOG_EVENT_OVERHEAD = 26  # CloudWatch counts 26 bytes per log event on top of the message
-LOG_EVENTS_PER_REQUEST = 5  # START, our log line, the EMF blob, END, REPORT
+OWN_LOG_EVENTS = 2  # our log line and the EMF blob
 
 # The tamper-evident chain (issue 14's helper 3) adds about this much to each entry and account item. Counted on top
 # of the measured sizes until the items themselves carry it (then it is in the measurement and not added again).
@@ -173,6 +174,25 @@ def _billing_memory_mb(document: dict[str, Any]) -> int:
     """BillingFunction's MemorySize in template.yaml (or the Globals'), so the model follows the template."""
     own = document["Resources"]["BillingFunction"]["Properties"].get("MemorySize")
     return int(own or document["Globals"]["Function"]["MemorySize"])
+
+
+def _resolved(document: dict[str, Any], value: Any) -> Any:
+    """A property's value with the template's parameter defaults: `!If [Condition, a, b]` (read as a list) by its
+    condition, `!Equals [!Ref P, v]` by P's default; `!Ref AWS::NoValue` is None."""
+    conditions = document.get("Conditions", {})
+    if isinstance(value, list) and len(value) == 3 and value[0] in conditions:
+        name, value_if_true, value_if_false = value
+        parameter, expected = conditions[name]
+        chosen = document["Parameters"][parameter].get("Default") == expected
+        return _resolved(document, value_if_true if chosen else value_if_false)
+    return None if value == "AWS::NoValue" else value
+
+
+def billing_platform_log_lines(document: dict[str, Any]) -> bool:
+    """Whether Lambda writes its START/END/REPORT lines for every billing request as the template deploys it by
+    default: yes in the text log format, no at system log level WARN (template.yaml, BillingSystemLogs)."""
+    config = document["Resources"]["BillingFunction"]["Properties"].get("LoggingConfig") or {}
+    return _resolved(document, config.get("SystemLogLevel")) != "WARN"
 
 
 def archive_settings(document: dict[str, Any]) -> dict[str, Any]:
@@ -367,7 +387,11 @@ def per_million_bets(
     rru = read_units(read_call, sizes["account_bytes"], 0)
     read_ms = AWS_TRANSACT_GET_MS if read_call == "TransactGetItems" else AWS_GET_ITEM_MS
     transact_wru = 2 * kb_units(sizes["entry_bytes"], 1024) + 2 * kb_units(sizes["account_bytes"], 1024)
-    log_bytes_per_request = log_bytes + emf_bytes + PLATFORM_LOG_BYTES + LOG_EVENTS_PER_REQUEST * LOG_EVENT_OVERHEAD
+    platform_lines = billing_platform_log_lines(document)
+    platform_bytes = PLATFORM_LOG_BYTES + PLATFORM_LOG_EVENTS * LOG_EVENT_OVERHEAD
+    log_bytes_per_request = (
+        log_bytes + emf_bytes + OWN_LOG_EVENTS * LOG_EVENT_OVERHEAD + (platform_bytes if platform_lines else 0)
+    )
     settings = archive_settings(document)
     archive = archive_usd(batch_records=settings["batch_records"], memory_mb=settings["memory_mb"], prices=p)
     # A retry is one more TransactWriteItems (a cancelled transaction is billed like a committed one: conservative)
@@ -417,17 +441,20 @@ def per_million_bets(
     # + PutItem trx (1 WRU + 2 GSI WRU) + UpdateItem balance (1 WRU): 4 WRU + 1.5 RRU, and no atomicity.
     # What else would cut a bet's bill (USD per million bets saved), for the decision in docs/PERFORMANCE.md.
     half_memory_ms = billed_ms(handler_p50_ms, 1769 / (memory_mb / 2), read_ms + AWS_TRANSACT_WRITE_MS)
+    # (lever, USD per million bets it saves, taken in the template as deployed by default)
     levers = [
-        ("REST API -> HTTP API for /do", p["api_gateway_rest_per_million"] - p["api_gateway_http_per_million"]),
-        ("Lambda's START/END/REPORT lines off (LoggingConfig SystemLogLevel: WARN)",
-         logs_usd(PLATFORM_LOG_BYTES + 3 * LOG_EVENT_OVERHEAD, p)),
+        ("REST API -> HTTP API for /do", p["api_gateway_rest_per_million"] - p["api_gateway_http_per_million"],
+         CHOSEN_API == "http"),
+        ("Lambda's START/END/REPORT lines off (BillingSystemLogs: warnings)", logs_usd(platform_bytes, p),
+         not platform_lines),
         ("one GSI fewer (by_round: a round's entries found another way)",
-         kb_units(sizes["entry_bytes"], 1024) * p["dynamodb_wru_per_million"]),
+         kb_units(sizes["entry_bytes"], 1024) * p["dynamodb_wru_per_million"], False),
         (f"BillingFunction at {memory_mb // 2} MB ({half_memory_ms} ms; slower cold start)",
-         lambda_compute_usd(memory_mb, bet_ms, p) - lambda_compute_usd(memory_mb // 2, half_memory_ms, p)),
+         lambda_compute_usd(memory_mb, bet_ms, p) - lambda_compute_usd(memory_mb // 2, half_memory_ms, p), False),
     ]  # fmt: skip
     return {
-        "levers": [{"lever": name, "saves_usd": round(usd, 3)} for name, usd in levers],
+        "levers": [{"lever": name, "saves_usd": round(usd, 3), "taken": taken} for name, usd, taken in levers],
+        "platform_log_lines": platform_lines,
         "prices": p,
         "prices_as_of": PRICES_AS_OF,
         "sources": SOURCES,

@@ -17,7 +17,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from wallet.bootstrap import lambda_allowlist, lambda_wallet
 from wallet.money.games_server import BillingUnavailable, Event, Outcome
 
-logger = Logger()
+# RFC 3339 timestamps: Lambda's JSON log format reads each line's level only beside a timestamp it can parse
+# (template.yaml, BillingSystemLogs); otherwise it files the line as INFO and adds a timestamp of its own.
+logger = Logger(use_rfc3339=True)
 metrics = Metrics()
 tracer = Tracer()
 

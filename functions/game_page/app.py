@@ -23,7 +23,7 @@ from wallet.catalogue.page import (
 from wallet.catalogue.s3_store import StoreUnavailable
 from wallet.money.ledger import Account
 
-logger = Logger()
+logger = Logger(use_rfc3339=True)  # one timestamp format in every log (functions/billing/app.py)
 metrics = Metrics()
 tracer = Tracer()
 app = APIGatewayRestResolver()

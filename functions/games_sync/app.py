@@ -14,7 +14,7 @@ from wallet.catalogue.games import CatalogueError
 from wallet.catalogue.s3_store import StoreUnavailable
 from wallet.catalogue.sync import sync_games_config
 
-logger = Logger()
+logger = Logger(use_rfc3339=True)  # one timestamp format in every log (functions/billing/app.py)
 metrics = Metrics()
 tracer = Tracer()
 

@@ -24,7 +24,7 @@ from wallet.operator.archive import (
     decode_record,
 )
 
-logger = Logger()
+logger = Logger(use_rfc3339=True)  # one timestamp format in every log (functions/billing/app.py)
 metrics = Metrics()
 tracer = Tracer()
 

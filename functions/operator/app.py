@@ -40,7 +40,7 @@ from wallet.operator.api import (
     player_view,
 )
 
-logger = Logger()
+logger = Logger(use_rfc3339=True)  # one timestamp format in every log (functions/billing/app.py)
 metrics = Metrics()
 # Most operator requests count nothing (a read, a session): Powertools would warn on each flush without a metric.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)

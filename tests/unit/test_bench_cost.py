@@ -95,3 +95,36 @@ def test_the_cost_model_prices_the_api_the_template_deploys() -> None:
 
     kind = template_document(TEMPLATE)["Resources"]["BillingApi"]["Type"]
     assert {"AWS::Serverless::HttpApi": "http", "AWS::Serverless::Api": "rest"}[kind] == cost.CHOSEN_API
+
+
+def _logging_document(system_logs_default: str) -> dict[str, object]:
+    """The template's shape for BillingSystemLogs, as the bench's loader reads it (!If and !Equals as lists)."""
+    return {
+        "Parameters": {"BillingSystemLogs": {"Default": system_logs_default}},
+        "Conditions": {"WarningsOnly": ["BillingSystemLogs", "warnings"]},
+        "Resources": {
+            "BillingFunction": {
+                "Properties": {"LoggingConfig": {"SystemLogLevel": ["WarningsOnly", "WARN", "AWS::NoValue"]}}
+            }
+        },
+    }
+
+
+def test_lambdas_own_log_lines_follow_the_templates_default() -> None:
+    assert cost.billing_platform_log_lines(_logging_document("warnings")) is False
+    assert cost.billing_platform_log_lines(_logging_document("per-request")) is True
+    no_config: dict[str, object] = {"Resources": {"BillingFunction": {"Properties": {}}}}
+    assert cost.billing_platform_log_lines(no_config) is True  # Lambda's default: text with START/END/REPORT
+
+
+def test_the_deployed_template_has_no_per_request_platform_lines_and_prices_it() -> None:
+    from wallet_local.table import template_document
+
+    assert cost.billing_platform_log_lines(template_document()) is False
+    model = cost.per_million_bets(0.7, 456, 184)
+    # Our line and the EMF blob, each with CloudWatch's per-event overhead; no START/END/REPORT.
+    assert model["log_bytes_per_bet"] == 456 + 184 + 2 * cost.LOG_EVENT_OVERHEAD
+    lever = next(lever for lever in model["levers"] if "START/END/REPORT" in lever["lever"])
+    assert lever["taken"] is True
+    platform = cost.PLATFORM_LOG_BYTES + cost.PLATFORM_LOG_EVENTS * cost.LOG_EVENT_OVERHEAD
+    assert lever["saves_usd"] == pytest.approx(cost.logs_usd(platform), abs=0.001)
