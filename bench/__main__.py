@@ -459,6 +459,9 @@ def render(results: dict[str, Any]) -> str:
                     base["p99_ms"],
                     f"{ratio['ratio']:.2f}",
                     ratio["met"],
+                    _cpu_cell(floor_row),
+                    _cpu_cell(ours),
+                    f"{ratio['cpu_busy']:.0%}" if "cpu_busy" in ratio else "-",
                 ]
             )
         parts.append(
@@ -479,10 +482,19 @@ def render(results: dict[str, Any]) -> str:
                     "p99",
                     "ours/floor",
                     ">= 0.85",
+                    "CPU ms/req floor",
+                    "CPU ms/req ours",
+                    "cores busy",
                 ],
                 rows,
             )
         )
+        whys = [f"{r['clients']} clients: {r['why']}" for r in load["floor_ratio"] if r.get("why")]
+        if whys:
+            parts.append(
+                "Floor target (issue 14, target 5) not met, measured (CPU = this process + DynamoDB Local, per "
+                "request): " + "; ".join(whys)
+            )
     k = results["cost"]
     kinds = ("bet", "win", "replay", "balance")
     http, rest = k["apis"]["http"], k["apis"]["rest"]
@@ -561,6 +573,14 @@ def render(results: dict[str, Any]) -> str:
     ]
     parts.append("\n".join(notes))
     return "\n\n".join(parts)
+
+
+def _cpu_cell(run: dict[str, Any]) -> str:
+    """CPU per request as "total (our process + DynamoDB Local)"."""
+    if run.get("cpu_ms_python") is None or run.get("cpu_ms_dynamodb") is None:
+        return "-"
+    total = run["cpu_ms_python"] + run["cpu_ms_dynamodb"]
+    return f"{total:.1f} ({run['cpu_ms_python']:.1f}+{run['cpu_ms_dynamodb']:.1f})"
 
 
 def main(argv: list[str] | None = None) -> int:

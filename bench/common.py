@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,8 @@ class LoadResult:
     error_kinds: dict[str, int] = field(default_factory=dict)
     # A worker that raises is a 5xx (the Lambda answers 5xx for what escapes it; http workers raise ServerError).
     server_errors: int = 0
+    # CPU seconds each of WINDOW_CLOCKS moved from the barrier to the last thread's end (with_cpu sets them).
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     longest_5xx_run: int = 0  # the longest run of consecutive 5xx over all clients, in completion order
     longest_5xx_run_per_client: int = 0  # the longest run one client saw in its own requests
 
@@ -154,6 +158,11 @@ def longest_run(flags: list[bool]) -> int:
         current = current + 1 if flag else 0
         longest = max(longest, current)
     return longest
+
+
+# CPU clocks run_load reads at the start and the end of its timed window, so that the clients' set-up (a botocore
+# client each: ~0.1 s of CPU) is not counted; with_cpu sets them for one load.
+WINDOW_CLOCKS: dict[str, Callable[[], float]] = {}
 
 
 def run_load(clients: int, per_client: int, make_worker: Callable[[int], Callable[[int], bool]]) -> LoadResult:
@@ -201,16 +210,63 @@ def run_load(clients: int, per_client: int, make_worker: Callable[[int], Callabl
         thread.start()
     barrier.wait()
     started = time.perf_counter()
+    cpu_started = {name: clock() for name, clock in WINDOW_CLOCKS.items()}
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    cpu_seconds = {name: clock() - cpu_started[name] for name, clock in WINDOW_CLOCKS.items()}
     merged = [sample for own in latencies for sample in own]
     result = LoadResult(clients, len(merged), elapsed, merged, sum(errors))
     result.error_kinds = kinds
+    result.cpu_seconds = cpu_seconds
     result.server_errors = sum(completed)
     result.longest_5xx_run = longest_run(completed)
     result.longest_5xx_run_per_client = max((longest_run(own) for own in failed), default=0)
     return result
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) process `pid` has used so far, from /proc (Linux)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()  # after "(command)", which may hold spaces: state is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dynamodb_local_pid(endpoint: str) -> int | None:
+    """The DynamoDB Local serving `endpoint` (http://127.0.0.1:<port>): its java process, found by its -port."""
+    port = endpoint.rsplit(":", 1)[-1].strip("/")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        jar = any(arg.endswith(b"DynamoDBLocal.jar") for arg in argv)
+        if jar and b"-port" in argv and argv[argv.index(b"-port") + 1].decode() == port:
+            return int(proc.name)
+    return None
+
+
+def with_cpu(load: Callable[[], LoadResult], dynamodb_pid: int | None) -> dict[str, Any]:
+    """A load's summary plus the CPU it cost per request over its timed window: this process's (the clients and,
+    in-process, the code under test: the wallet or the floor) and DynamoDB Local's. On 2 shared cores, once both
+    are busy, throughput is the inverse of their sum."""
+    WINDOW_CLOCKS["python"] = time.process_time
+    if dynamodb_pid:
+        WINDOW_CLOCKS["dynamodb"] = partial(process_cpu_seconds, dynamodb_pid)
+    try:
+        result = load()
+    finally:
+        WINDOW_CLOCKS.clear()
+    own, dynamodb = result.cpu_seconds["python"], result.cpu_seconds.get("dynamodb")
+    per_request = 1000 / max(1, result.requests)
+    summary = result.summary()
+    summary["cpu_ms_python"] = round(own * per_request, 2)
+    summary["cpu_ms_dynamodb"] = round(dynamodb * per_request, 2) if dynamodb is not None else None
+    busy = (own + (dynamodb or 0.0)) / (result.seconds * (os.cpu_count() or 1)) if result.seconds else 0.0
+    summary["cpu_busy"] = round(busy, 2)
+    return summary
 
 
 def handler_environment(table: str = "wallet-bench") -> dict[str, str]:

@@ -197,5 +197,42 @@ def ratios(ours: list[dict[str, Any]], floor: list[dict[str, Any]]) -> list[dict
     rows = []
     for o, f in zip(ours, floor, strict=True):
         ratio = o["rps"] / f["rps"] if f["rps"] else 0.0
-        rows.append({"clients": o["clients"], "ratio": round(ratio, 2), "met": ratio >= TARGET_RATIO})
+        row: dict[str, Any] = {"clients": o["clients"], "ratio": round(ratio, 2), "met": ratio >= TARGET_RATIO}
+        row.update(_cpu_comparison(o, f))
+        rows.append(row)
     return rows
+
+
+def _cpu_ms(run: dict[str, Any]) -> float | None:
+    if run.get("cpu_ms_python") is None or run.get("cpu_ms_dynamodb") is None:
+        return None
+    return float(run["cpu_ms_python"] + run["cpu_ms_dynamodb"])
+
+
+def _cpu_comparison(ours: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """What a request costs in CPU, ours against the floor's, and why a ratio under the target is what it is: with
+    the cores busy, throughput is the inverse of CPU per request; otherwise it is latency."""
+    ours_cpu, floor_cpu = _cpu_ms(ours), _cpu_ms(floor)
+    if ours_cpu is None or floor_cpu is None or not ours_cpu:
+        return {}
+    busy = max(ours.get("cpu_busy") or 0.0, floor.get("cpu_busy") or 0.0)
+    out: dict[str, Any] = {
+        "ours_cpu_ms": round(ours_cpu, 2),
+        "floor_cpu_ms": round(floor_cpu, 2),
+        "cpu_ratio": round(floor_cpu / ours_cpu, 2),  # the ratio's ceiling once CPU-bound
+        "cpu_busy": busy,
+    }
+    if floor["rps"] and ours["rps"] / floor["rps"] < TARGET_RATIO:
+        parts = (
+            f"a request of ours costs {ours_cpu:.1f} ms of CPU ({ours['cpu_ms_python']:.1f} in our process, "
+            f"{ours['cpu_ms_dynamodb']:.1f} in DynamoDB Local), the floor's {floor_cpu:.1f} ms "
+            f"({floor['cpu_ms_python']:.1f} + {floor['cpu_ms_dynamodb']:.1f})"
+        )
+        if busy >= 0.9:
+            out["why"] = f"CPU-bound (the cores {busy:.0%} busy): {parts}; floor/ours CPU = {floor_cpu / ours_cpu:.2f}"
+        else:
+            out["why"] = (
+                f"latency-bound (the cores {busy:.0%} busy): p50 {ours['p50_ms']:.1f} ms against the floor's "
+                f"{floor['p50_ms']:.1f} ms; {parts}"
+            )
+    return out

@@ -7,6 +7,7 @@ import http.client
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,8 +22,10 @@ from bench.common import (
     bet_and_win_bodies,
     create_players,
     dynamodb_client,
+    dynamodb_local_pid,
     local_wallet,
     run_load,
+    with_cpu,
 )
 from wallet_local.dynamodb_local import DynamoDBLocal, free_port
 from wallet_local.process import LocalStackProcess
@@ -210,16 +213,17 @@ def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int
     for clients, requests in hot_levels.items():
         out["e2e_hot"].append(http_load(stack.url, hot_e2e, clients, _each(requests, clients)).summary())
     out["front_pool_full_warnings"] = stack.pool_full_warnings - before
+    dynamodb = dynamodb_local_pid(endpoint)  # its CPU per request, beside ours and the floor's
     for clients, requests in levels.items():
         # The floor (bench/floor.py) around ours, twice in A-B-B-A order; the better run of each is kept, so that a
         # burst of other work on the machine during one run does not decide the ratio.
         n = _each(requests, clients)
-        floor_a = floor.floor_load(endpoint, LOCAL_TABLE, floor_players, clients, n).summary()
-        ours_a = wallet_load(endpoint, ours_sessions, clients, n).summary()
+        floor_a = with_cpu(partial(floor.floor_load, endpoint, LOCAL_TABLE, floor_players, clients, n), dynamodb)
+        ours_a = with_cpu(partial(wallet_load, endpoint, ours_sessions, clients, n), dynamodb)
         out["ours"].append(ours_a)
         out["baseline"].append(baseline_load(endpoint, base_sessions, clients, n).summary())
-        ours_b = wallet_load(endpoint, ours_sessions, clients, n).summary()
-        floor_b = floor.floor_load(endpoint, LOCAL_TABLE, floor_players, clients, n).summary()
+        ours_b = with_cpu(partial(wallet_load, endpoint, ours_sessions, clients, n), dynamodb)
+        floor_b = with_cpu(partial(floor.floor_load, endpoint, LOCAL_TABLE, floor_players, clients, n), dynamodb)
         out["floor"].append(max(floor_a, floor_b, key=lambda r: r["rps"]))
         out["ours_vs_floor"].append(max(ours_a, ours_b, key=lambda r: r["rps"]))
     out["floor_ratio"] = floor.ratios(out["ours_vs_floor"], out["floor"])
