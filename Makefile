@@ -37,10 +37,10 @@ unit:
 	$(PY) -m pytest -q -p no:schemathesis -n 2 tests/unit tests/contract -m "not integration"
 
 integration:
-	$(PY) -m pytest -q tests/integration tests/contract -m integration
+	$(PY) -m pytest -q -p no:schemathesis -n 2 tests/integration tests/contract -m integration
 
 e2e:
-	$(PY) -m pytest -q tests/e2e
+	$(PY) -m pytest -q -p no:schemathesis -n 2 --dist loadfile tests/e2e
 
 build:
 	PYENV_VERSION=3.11.7:3.13.0 $(BIN)/sam build
