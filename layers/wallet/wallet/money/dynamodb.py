@@ -476,7 +476,7 @@ def account_from_item(item: dict[str, Any]) -> Account:
     )
 
 
-# Counters and limits: one map attribute each, keyed "<kind>.<period>" (e.g. "loss.day").
+# Counters and limits, keyed "<kind>.<period>" (e.g. "loss.day"): the limits a map, the counters one packed string.
 
 
 def _slot_name(slot: Slot) -> str:
@@ -489,15 +489,19 @@ def _slot_of(name: str) -> Slot:
 
 
 def _counters_value(counters: Counters) -> dict[str, Any]:
-    return {
-        "M": {
-            _slot_name(slot): {"M": {"period": {"S": c.period}, "amount": {"N": str(c.amount)}}}
-            for slot, c in counters.by_slot.items()
-        }
-    }
+    # One string, compact JSON {"<kind>.<period>": ["<period key>", "<amount>"]}: every bet reads and writes the
+    # counters, and as a map of maps they were 18 attribute values for botocore and DynamoDB to walk each time.
+    packed = {_slot_name(slot): [c.period, str(c.amount)] for slot, c in counters.by_slot.items()}
+    return {"S": json.dumps(packed, separators=(",", ":"))}
 
 
 def _counters_from_value(value: dict[str, Any]) -> Counters:
+    if "S" in value:
+        packed = json.loads(value["S"])
+        return Counters(
+            {_slot_of(name): Counter(period, parse_stored(amount)) for name, (period, amount) in packed.items()}
+        )
+    # The map form accounts written before the packed one still hold, until their next movement rewrites it.
     return Counters(
         {
             _slot_of(name): Counter(c["M"]["period"]["S"], parse_stored(c["M"]["amount"]["N"]))
