@@ -461,7 +461,7 @@ def render(results: dict[str, Any]) -> str:
                     ratio["met"],
                     _cpu_cell(floor_row),
                     _cpu_cell(ours),
-                    f"{ratio['cpu_busy']:.0%}" if "cpu_busy" in ratio else "-",
+                    f"{ratio['cpu_busy']:.0%} / {ratio['process_busy']:.0%}" if "cpu_busy" in ratio else "-",
                 ]
             )
         parts.append(
@@ -484,7 +484,7 @@ def render(results: dict[str, Any]) -> str:
                     ">= 0.85",
                     "CPU ms/req floor",
                     "CPU ms/req ours",
-                    "cores busy",
+                    "busy: cores / this process",
                 ],
                 rows,
             )

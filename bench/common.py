@@ -266,6 +266,8 @@ def with_cpu(load: Callable[[], LoadResult], dynamodb_pid: int | None) -> dict[s
     summary["cpu_ms_dynamodb"] = round(dynamodb * per_request, 2) if dynamodb is not None else None
     busy = (own + (dynamodb or 0.0)) / (result.seconds * (os.cpu_count() or 1)) if result.seconds else 0.0
     summary["cpu_busy"] = round(busy, 2)
+    # The clients and the code under test share one interpreter: under the GIL they get one core at most.
+    summary["process_busy"] = round(own / result.seconds, 2) if result.seconds else 0.0
     return summary
 
 

@@ -11,7 +11,9 @@ from bench import floor
 from bench.common import process_cpu_seconds
 
 
-def _run(rps: float, p50: float, python_ms: float, dynamodb_ms: float, busy: float) -> dict[str, Any]:
+def _run(
+    rps: float, p50: float, python_ms: float, dynamodb_ms: float, busy: float, process_busy: float = 0.5
+) -> dict[str, Any]:
     return {
         "clients": 8,
         "rps": rps,
@@ -19,6 +21,7 @@ def _run(rps: float, p50: float, python_ms: float, dynamodb_ms: float, busy: flo
         "cpu_ms_python": python_ms,
         "cpu_ms_dynamodb": dynamodb_ms,
         "cpu_busy": busy,
+        "process_busy": process_busy,
     }
 
 
@@ -38,6 +41,14 @@ def test_cpu_bound_the_reason_is_the_cpu_per_request() -> None:
     assert row["why"].startswith("CPU-bound (the cores 99% busy)")
     assert "15.0 ms of CPU (9.0 in our process, 6.0 in DynamoDB Local)" in row["why"]
     assert "floor/ours CPU = 0.80" in row["why"]
+
+
+def test_gil_bound_the_reason_is_the_cpu_per_request_in_this_process() -> None:
+    """32 threads in one interpreter: one core at most, whatever DynamoDB Local has left."""
+    [row] = floor.ratios([_run(119, 235, 7.8, 4.4, 0.76, 0.93)], [_run(162, 171, 5.4, 4.0, 0.76, 0.87)])
+    assert row["met"] is False
+    assert row["why"].startswith("bound by the one core the GIL gives this process (93% busy)")
+    assert "floor/ours CPU in this process = 0.69" in row["why"]
 
 
 def test_latency_bound_the_reason_names_the_latencies() -> None:
