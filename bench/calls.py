@@ -14,7 +14,9 @@ TARGETS: dict[str, tuple[int, str]] = {
     "win": (2, "OK"),
     "balance": (1, "OK"),
     "duplicate trx": (2, "OK"),
-    "not_enough_money": (1, "not_enough_money"),
+    # Two reads: a refusal on the balance is confirmed by reading the trx_id's slot again (wallet.money.mover,
+    # Mover._confirmed: a twin that landed between the two halves of the first read is a replay, not a refusal).
+    "not_enough_money": (2, "not_enough_money"),
     "session_not_found": (1, "session_not_found"),
     "bad sign": (0, "sign_not_found"),
 }

@@ -223,3 +223,46 @@ def test_a_lost_race_without_the_account_reads_again_after_a_pause() -> None:
     assert wallet.move(bet()).status is MoveStatus.APPLIED
     assert reads[0] == 3
     assert sim.pauses == pytest.approx([0.002, 0.004])
+
+
+# --- a refusal is confirmed: the two halves of the read are not one snapshot --------------------------------------
+
+
+def _hiding_the_entry_once(wallet: Wallet) -> list[int]:
+    """The first read finds the account as it is but the trx_id's slot empty, as a BatchGetItem can when the twin of
+    this request commits between its two reads; later reads are the store's own. Returns the read count."""
+    real = wallet.store.get_account_and_entry
+    reads = [0]
+
+    def get_account_and_entry(*args: Any, **kwargs: Any) -> Any:
+        reads[0] += 1
+        account, entry = real(*args, **kwargs)
+        return (account, None) if reads[0] == 1 else (account, entry)
+
+    wallet.store.get_account_and_entry = get_account_and_entry  # type: ignore[method-assign]
+    return reads
+
+
+def test_a_twin_that_landed_between_the_reads_is_a_replay_not_a_refusal() -> None:
+    """The stress run's concurrent pair: the twin took the balance to below the bet; the account read shows that, the
+    slot read before it did not. Answering not_enough_money would refuse money already moved."""
+    sim = SimTime()
+    wallet = wallet_on(sim)
+    everything = MoveRequest(PLAYER, Source.GAME, "all-in", minus=Decimal(1000), plus=Decimal(0))
+    assert wallet.move(everything).status is MoveStatus.APPLIED  # the twin landed: balance 0
+    reads = _hiding_the_entry_once(wallet)
+    result = wallet.move(everything)
+    assert result.status is MoveStatus.DUPLICATE
+    assert result.conflict is False
+    assert reads[0] == 2
+    assert wallet.store.get_account(PLAYER).balance == 0  # type: ignore[union-attr]
+
+
+def test_a_real_refusal_reads_the_slot_once_more_and_stands() -> None:
+    sim = SimTime()
+    wallet = wallet_on(sim)
+    reads = _hiding_the_entry_once(wallet)  # nothing to hide: the slot is empty in both reads
+    result = wallet.move(MoveRequest(PLAYER, Source.GAME, "too-big", minus=Decimal(1001), plus=Decimal(0)))
+    assert result.status is MoveStatus.INSUFFICIENT
+    assert reads[0] == 2
+    assert wallet.store.get_account(PLAYER).balance == 1000  # type: ignore[union-attr]

@@ -183,7 +183,7 @@ class Mover:
             counters = account.counters.after(deltas, now)
             refused = _refusal(account, authorize, minus, self._limit_breach(account, counters, deltas, now))
             if refused is not None:
-                return replace(refused, attempts=attempt, cross_player=scoped)
+                return self._confirmed(replace(refused, attempts=attempt, cross_player=scoped), request, request_print)
             limits = account.limits.changed(request.limit_changes, now) if request.limit_changes is not None else None
 
             entry = LedgerEntry(
@@ -267,6 +267,16 @@ class Mover:
             return self._duplicate(account, earlier, request_print, attempt, scoped)
         return account, scoped
 
+    def _confirmed(self, refused: MoveResult, request: MoveRequest, request_print: str) -> MoveResult:
+        """The refusal, or the replay it would have hidden. The read is the account and the entry slot side by side,
+        not one snapshot: the account may already show this very trx_id landing (its twin, sent at the same moment)
+        while the slot was read a moment before, empty. A refusal on the balance or a limit is only given once the
+        slot, read again after that account, is still empty: money that moved is never answered as refused."""
+        if refused.status not in _MOVEMENT_REFUSALS:
+            return refused
+        again = self._read_for_move(request.player_id, request.source, request.trx_id, request_print, refused.attempts)
+        return again if isinstance(again, MoveResult) else refused
+
     def _duplicate(
         self, account: Account, earlier: LedgerEntry, request_print: str, attempt: int, cross_player: bool
     ) -> MoveResult:
@@ -305,6 +315,10 @@ def seniority_pause_seconds(losses: int) -> float:
     """The pause after the `losses`-th lost version race: shorter the more races this request has lost, none from
     SENIORITY_RANKS on (see SENIORITY_STEP_SECONDS)."""
     return SENIORITY_STEP_SECONDS * max(0, SENIORITY_RANKS - losses)
+
+
+# The refusals a movement landing could have caused (it changes the balance and the counters, never the session).
+_MOVEMENT_REFUSALS = (MoveStatus.INSUFFICIENT, MoveStatus.OVER_LIMIT)
 
 
 def _refusal(account: Account, authorize: Authorize, minus: Decimal, breach: Breach | None) -> MoveResult | None:
