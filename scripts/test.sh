@@ -47,7 +47,7 @@ NO_SCHEMATHESIS="-p no:schemathesis"
 stage unit "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS -n 2 tests/unit tests/contract -m "not integration"
 # Two workers where the tests are independent (each worker starts its own DynamoDB Local on a free port): the
 # simulation is pure CPU, the others wait on DynamoDB Local and the local stack; -n 2 keeps `make test` under 20
-# minutes on 2 cores (1,287 s in one process each on the 2026-12-04 machine, ~1,060 s with it). e2e by file: a
+# minutes on 2 cores (stages 1,287 s in one process each on the 2026-12-04 machine, 943-971 s with it). e2e by file: a
 # module's stack starts once.
 stage simulation "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS -n 2 tests/simulation
 stage integration "$PY" -m pytest -q -p no:cacheprovider $NO_SCHEMATHESIS -n 2 tests/integration tests/contract -m integration
