@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import archive, calls, coldstart, cost, overhead
+from bench import archive, calls, coldstart, cost, floor, overhead
 from bench.common import REPO_ROOT
 from bench.load import LOCAL_TABLE, LocalStack, measure_hot
 from bench.load import measure as measure_load
@@ -577,9 +577,9 @@ def render(results: dict[str, Any]) -> str:
 
 def _cpu_cell(run: dict[str, Any]) -> str:
     """CPU per request as "total (our process + DynamoDB Local)"."""
-    if run.get("cpu_ms_python") is None or run.get("cpu_ms_dynamodb") is None:
+    total = floor.cpu_ms(run)
+    if total is None:
         return "-"
-    total = run["cpu_ms_python"] + run["cpu_ms_dynamodb"]
     return f"{total:.1f} ({run['cpu_ms_python']:.1f}+{run['cpu_ms_dynamodb']:.1f})"
 
 
