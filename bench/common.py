@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import multiprocessing
 import os
 import threading
 import time
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 from pydantic import SecretStr
@@ -117,10 +120,12 @@ class LoadResult:
     error_kinds: dict[str, int] = field(default_factory=dict)
     # A worker that raises is a 5xx (the Lambda answers 5xx for what escapes it; http workers raise ServerError).
     server_errors: int = 0
-    # CPU seconds each of WINDOW_CLOCKS moved from the barrier to the last thread's end (with_cpu sets them).
+    # CPU seconds each of WINDOW_CLOCKS moved from the clients' set-up being done to their end (with_cpu sets them).
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     longest_5xx_run: int = 0  # the longest run of consecutive 5xx over all clients, in completion order
     longest_5xx_run_per_client: int = 0  # the longest run one client saw in its own requests
+    processes: bool = False  # run_processes: a process per client, not a thread
+    tallies: dict[str, int] = field(default_factory=dict)  # the LoadClients' counters, summed
 
     @property
     def rps(self) -> float:
@@ -151,6 +156,15 @@ class ServerError(Exception):
     """A 5xx answer, for a worker that sees status codes rather than exceptions (the HTTP one)."""
 
 
+def summed(counters: list[dict[str, int]]) -> dict[str, int]:
+    """Counters by name, added up."""
+    total: dict[str, int] = {}
+    for counter in counters:
+        for name, count in counter.items():
+            total[name] = total.get(name, 0) + count
+    return total
+
+
 def longest_run(flags: list[bool]) -> int:
     """The longest run of True in `flags`."""
     longest = current = 0
@@ -160,68 +174,185 @@ def longest_run(flags: list[bool]) -> int:
     return longest
 
 
-# CPU clocks run_load reads at the start and the end of its timed window, so that the clients' set-up (a botocore
-# client each: ~0.1 s of CPU) is not counted; with_cpu sets them for one load.
+class LoadClient(NamedTuple):
+    """One client of a load (run_load's thread or run_processes' process): its request, and the counters it reports
+    at the end, summed over the clients into the result's `tallies`."""
+
+    request: Callable[[int], bool]
+    tally: Callable[[], dict[str, int]] = dict
+
+
+# CPU clocks the runners read once the clients are set up and again once they are all done, so that the set-up (a
+# botocore client each: ~0.1 s of CPU) is not counted; with_cpu sets them for one load.
 WINDOW_CLOCKS: dict[str, Callable[[], float]] = {}
 
 
-def run_load(clients: int, per_client: int, make_worker: Callable[[int], Callable[[int], bool]]) -> LoadResult:
+class _ClientRun(NamedTuple):
+    """One client's run: what the load keeps of it (a thread's, or sent back by a child of run_processes)."""
+
+    client_index: int
+    started_ns: int  # perf_counter_ns as its first request started
+    latencies_ns: list[int]
+    failed: list[bool]  # per request: was it a 5xx
+    done_at_ns: list[int]  # perf_counter_ns at each completion: CLOCK_MONOTONIC, one clock for all processes
+    errors: int
+    error_kinds: dict[str, int]
+    cpu_seconds: float  # this client's thread or process CPU over its requests
+    tally: dict[str, int]
+    failure: str | None = None  # run_processes: the child's set-up or run failed
+
+
+def _run_client(index: int, client: LoadClient, per_client: int, cpu_clock: Callable[[], float]) -> _ClientRun:
+    """`per_client` requests, each timed; a request that raises is a 5xx, counted by its kind."""
+    latencies: list[int] = []
+    failed: list[bool] = []
+    done_at: list[int] = []
+    errors = 0
+    kinds: dict[str, int] = {}
+    cpu_started = cpu_clock()
+    first_started = time.perf_counter_ns()
+    for n in range(per_client):
+        started = time.perf_counter_ns()
+        server_error = False
+        try:
+            good = client.request(n)
+        except Exception as exc:
+            good = False
+            server_error = True
+            cause = exc.__cause__
+            name = type(exc).__name__ + (f"({type(cause).__name__})" if cause is not None else "")
+            kinds[name] = kinds.get(name, 0) + 1
+        ended = time.perf_counter_ns()
+        latencies.append(ended - started)
+        failed.append(server_error)
+        done_at.append(ended)
+        errors += not good
+    cpu = cpu_clock() - cpu_started
+    return _ClientRun(index, first_started, latencies, failed, done_at, errors, kinds, cpu, client.tally())
+
+
+def _combined(runs: list[_ClientRun], cpu_seconds: dict[str, float]) -> LoadResult:
+    """The clients' runs as one load. Its window runs from the first client's first request to the last one's end, as
+    the clients timed them: the thread or process that released them may be scheduled after some have started."""
+    runs = sorted(runs, key=lambda r: r.client_index)
+    ended = [r.done_at_ns[-1] for r in runs if r.done_at_ns]
+    seconds = (max(ended) - min(r.started_ns for r in runs)) / 1e9 if ended else 0.0
+    merged = [sample for r in runs for sample in r.latencies_ns]
+    in_completion_order = sorted((at, flag) for r in runs for at, flag in zip(r.done_at_ns, r.failed, strict=True))
+    completed = [flag for _, flag in in_completion_order]
+    result = LoadResult(len(runs), len(merged), seconds, merged, sum(r.errors for r in runs))
+    result.error_kinds = summed([r.error_kinds for r in runs])
+    result.tallies = summed([r.tally for r in runs])
+    result.cpu_seconds = cpu_seconds
+    result.server_errors = sum(completed)
+    result.longest_5xx_run = longest_run(completed)
+    result.longest_5xx_run_per_client = max((longest_run(r.failed) for r in runs), default=0)
+    return result
+
+
+def _as_client(made: Callable[[int], bool] | LoadClient) -> LoadClient:
+    return made if isinstance(made, LoadClient) else LoadClient(made)
+
+
+def run_load(
+    clients: int, per_client: int, make_worker: Callable[[int], Callable[[int], bool] | LoadClient]
+) -> LoadResult:
     """Run `clients` threads, each doing `per_client` requests; the worker returns False for an error reply and
     raises for a 5xx.
 
-    make_worker(i) is called before the clock starts (set-up: connections, clients, bodies); the clock runs from
-    the barrier to the last thread's end, each request timed with perf_counter_ns.
+    make_worker(i) is called before the clock starts (set-up: connections, clients, bodies); each request is timed
+    with perf_counter_ns, and the window is the clients' own (_combined).
     """
-    workers = [make_worker(i) for i in range(clients)]
-    latencies: list[list[int]] = [[] for _ in range(clients)]
-    failed: list[list[bool]] = [[] for _ in range(clients)]  # per client: was request n a 5xx
-    completed: list[bool] = []  # every request as it completed, over all clients: was it a 5xx
-    errors = [0] * clients
-    kinds: dict[str, int] = {}
-    lock = threading.Lock()
+    made = [_as_client(make_worker(i)) for i in range(clients)]
+    runs: list[_ClientRun] = []
     barrier = threading.Barrier(clients + 1)
 
     def run(index: int) -> None:
-        work = workers[index]
-        own = latencies[index]
-        own_failed = failed[index]
         barrier.wait()
-        for n in range(per_client):
-            started = time.perf_counter_ns()
-            server_error = False
-            try:
-                good = work(n)
-            except Exception as exc:
-                good = False
-                server_error = True
-                cause = exc.__cause__
-                name = type(exc).__name__ + (f"({type(cause).__name__})" if cause is not None else "")
-                with lock:
-                    kinds[name] = kinds.get(name, 0) + 1
-            own.append(time.perf_counter_ns() - started)
-            own_failed.append(server_error)
-            with lock:
-                completed.append(server_error)
-            if not good:
-                errors[index] += 1
+        runs.append(_run_client(index, made[index], per_client, time.thread_time))  # list.append is atomic
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(clients)]
     for thread in threads:
         thread.start()
+    cpu_started = {name: clock() for name, clock in WINDOW_CLOCKS.items()}  # the clients are set up and waiting
     barrier.wait()
-    started = time.perf_counter()
-    cpu_started = {name: clock() for name, clock in WINDOW_CLOCKS.items()}
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
     cpu_seconds = {name: clock() - cpu_started[name] for name, clock in WINDOW_CLOCKS.items()}
-    merged = [sample for own in latencies for sample in own]
-    result = LoadResult(clients, len(merged), elapsed, merged, sum(errors))
-    result.error_kinds = kinds
-    result.cpu_seconds = cpu_seconds
-    result.server_errors = sum(completed)
-    result.longest_5xx_run = longest_run(completed)
-    result.longest_5xx_run_per_client = max((longest_run(own) for own in failed), default=0)
+    return _combined(runs, cpu_seconds)
+
+
+class _CollectorClock:
+    """Wall time spent in the garbage collector (gc.callbacks): what a child's requests lost to it."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+
+def _process_client(
+    make_client: Callable[[int], LoadClient], index: int, per_client: int, barrier: Any, results: Any
+) -> None:
+    """A child of run_processes: set up, wait for the others, run, send back its _ClientRun (its tally with the
+    time its collector took, `gc_us`)."""
+    try:
+        client = make_client(index)
+        collector = _CollectorClock()
+        gc.callbacks.append(collector)
+        barrier.wait()
+        run = _run_client(index, client, per_client, time.process_time)
+        results.put(run._replace(tally={**run.tally, "gc_us": round(collector.seconds * 1e6)}))
+    except BaseException as exc:  # the parent must hear of it, or it waits for a result that never comes
+        barrier.abort()
+        results.put(_ClientRun(index, 0, [], [], [], 0, {}, 0.0, {}, f"{type(exc).__name__}: {exc}"))
+
+
+def run_processes(clients: int, per_client: int, make_client: Callable[[int], LoadClient]) -> LoadResult:
+    """run_load with each client in a process of its own, as Lambda runs one request per instance at a time: the
+    clients' Python is not serialized by one GIL, so the throughput is what the code under test and DynamoDB cost
+    on the machine's cores, not what one interpreter can run.
+
+    The children are forked from this process, which has imported the code under test; make_client(i) runs in the
+    child (its own botocore client and connections). `cpu_seconds["python"]` is the children's CPU over their
+    requests, the other WINDOW_CLOCKS are read here.
+    """
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(clients + 1)
+    results = context.Queue()
+    children = [
+        context.Process(target=_process_client, args=(make_client, i, per_client, barrier, results), daemon=True)
+        for i in range(clients)
+    ]
+    # The children's collectors must not walk (and so copy, page by page) this process's heap, which a Lambda
+    # instance does not have: what is alive now is frozen before the fork (gc.freeze's documented use).
+    gc.collect()
+    gc.freeze()
+    try:
+        for child in children:
+            child.start()
+    finally:
+        gc.unfreeze()
+    # Read before the release: the children's set-up does not call DynamoDB, and once released 32 children can keep
+    # this process off the cores for a while.
+    clocks = {name: clock for name, clock in WINDOW_CLOCKS.items() if name != "python"}
+    cpu_started = {name: clock() for name, clock in clocks.items()}
+    with contextlib.suppress(threading.BrokenBarrierError):  # a child failed to set up: its failure is in results
+        barrier.wait(timeout=300)
+    runs: list[_ClientRun] = [results.get(timeout=600) for _ in children]
+    cpu_seconds = {name: clock() - cpu_started[name] for name, clock in clocks.items()}
+    for child in children:
+        child.join(timeout=30)
+    broken = [f"client {r.client_index}: {r.failure}" for r in runs if r.failure]
+    if broken:
+        raise RuntimeError("run_processes: " + "; ".join(broken))
+    result = _combined(runs, {"python": sum(r.cpu_seconds for r in runs), **cpu_seconds})
+    result.processes = True
     return result
 
 
@@ -266,8 +397,13 @@ def with_cpu(load: Callable[[], LoadResult], dynamodb_pid: int | None) -> dict[s
     summary["cpu_ms_dynamodb"] = round(dynamodb * per_request, 2) if dynamodb is not None else None
     busy = (own + (dynamodb or 0.0)) / (result.seconds * (os.cpu_count() or 1)) if result.seconds else 0.0
     summary["cpu_busy"] = round(busy, 2)
-    # The clients and the code under test share one interpreter: under the GIL they get one core at most.
-    summary["process_busy"] = round(own / result.seconds, 2) if result.seconds else 0.0
+    if result.processes:
+        summary["processes"] = True  # an interpreter per client: no one process's GIL to be bound by
+        summary["process_busy"] = None
+        summary["gc_ms_per_request"] = round(result.tallies.get("gc_us", 0) / 1000 * per_request / 1000, 3)
+    else:
+        # The clients and the code under test share one interpreter: under the GIL they get one core at most.
+        summary["process_busy"] = round(own / result.seconds, 2) if result.seconds else 0.0
     return summary
 
 

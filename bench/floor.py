@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import botocore.session
 
-from bench.common import BET, OPENING_BALANCE, WIN, LoadResult, run_load
+from bench.common import BET, OPENING_BALANCE, WIN, LoadClient, LoadResult, run_load, run_processes
 from wallet.bootstrap import CLIENT_CONFIG
 from wallet_local.dynamodb_local import LOCAL_CREDENTIALS
 
@@ -164,15 +163,21 @@ class FloorBilling:
 
 
 def floor_load(
-    endpoint: str, table: str, players: list[str], clients: int, per_client: int, read_call: str = "BatchGetItem"
+    endpoint: str,
+    table: str,
+    players: list[str],
+    clients: int,
+    per_client: int,
+    read_call: str = "BatchGetItem",
+    *,
+    processes: bool = False,
 ) -> LoadResult:
-    """`clients` threads, client i moving players[i % len(players)]'s money: a bet and the win of its round, in turn
-    (the same mix as bench.load.wallet_load)."""
-    billings: list[FloorBilling] = []
+    """`clients` threads (or with `processes` an interpreter each, bench.common.run_processes), client i moving
+    players[i % len(players)]'s money: a bet and the win of its round, in turn (the same mix as
+    bench.load.wallet_load)."""
 
-    def make(index: int) -> Callable[[int], bool]:
+    def make(index: int) -> LoadClient:
         billing = FloorBilling(bare_client(endpoint), table, players[index % len(players)], read_call)
-        billings.append(billing)
         rounds = [uuid.uuid4().hex[:16] for _ in range(per_client // 2 + 1)]
 
         def request(n: int) -> bool:
@@ -181,10 +186,10 @@ def floor_load(
                 return billing.move(f"fb-{round_id}", BET, 0, round_id)
             return billing.move(f"fw-{round_id}", 0, WIN, round_id)
 
-        return request
+        return LoadClient(request, lambda: {"retries": billing.retries})
 
-    result = run_load(clients, per_client, make)
-    retries = sum(b.retries for b in billings)
+    result = (run_processes if processes else run_load)(clients, per_client, make)
+    retries = result.tallies["retries"]
     result.extra = {
         "calls_per_request": round(2 + 2 * retries / max(1, result.requests), 2),
         "retries_per_request": round(retries / max(1, result.requests), 3),
@@ -226,8 +231,9 @@ def _cpu_comparison(ours: dict[str, Any], floor: dict[str, Any], *, met: bool) -
         "process_busy": process_busy,
     }
     if not met:
+        where = "in the clients' processes" if ours.get("processes") else "in our process"
         parts = (
-            f"a request of ours costs {ours_cpu:.1f} ms of CPU ({ours['cpu_ms_python']:.1f} in our process, "
+            f"a request of ours costs {ours_cpu:.1f} ms of CPU ({ours['cpu_ms_python']:.1f} {where}, "
             f"{ours['cpu_ms_dynamodb']:.1f} in DynamoDB Local), the floor's {floor_cpu:.1f} ms "
             f"({floor['cpu_ms_python']:.1f} + {floor['cpu_ms_dynamodb']:.1f})"
         )

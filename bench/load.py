@@ -17,6 +17,7 @@ from bench.common import (
     SALT,
     SESSION_KEY,
     CallCounter,
+    LoadClient,
     LoadResult,
     ServerError,
     bet_and_win_bodies,
@@ -25,6 +26,7 @@ from bench.common import (
     dynamodb_local_pid,
     local_wallet,
     run_load,
+    run_processes,
     with_cpu,
 )
 from wallet_local.dynamodb_local import DynamoDBLocal, free_port
@@ -90,30 +92,38 @@ def http_load(url: str, sessions: list[str], clients: int, per_client: int) -> L
 # --- in-process: our Wallet and the naive baseline, each thread its own client (like one Lambda instance each) ------
 
 
-def wallet_load(endpoint: str, sessions: list[str], clients: int, per_client: int) -> LoadResult:
+def wallet_load(
+    endpoint: str, sessions: list[str], clients: int, per_client: int, *, processes: bool = False
+) -> LoadResult:
+    """Our Wallet.handle_do, client i playing sessions[i % len(sessions)]: a thread each, or with `processes` an
+    interpreter each (bench.common.run_processes)."""
     bodies = [bet_and_win_bodies(sessions[i % len(sessions)], per_client) for i in range(clients)]
-    counters: list[CallCounter] = []
-    retries = [0] * clients
 
-    def make(index: int) -> Callable[[int], bool]:
+    def make(index: int) -> LoadClient:
         wallet = local_wallet(endpoint, LOCAL_TABLE)
-        counters.append(CallCounter(wallet.store.client))
+        counter = CallCounter(wallet.store.client)
+        retries = 0
 
         def request(n: int) -> bool:
+            nonlocal retries
             outcome = wallet.handle_do(bodies[index][n])  # raises on a 5xx answer: counted by kind
-            retries[index] += max(0, outcome.attempts - 1)
+            retries += max(0, outcome.attempts - 1)
             return outcome.reply.status == "OK"
 
-        return request
+        def tally() -> dict[str, int]:
+            calls = counter.take()
+            return {"calls": len(calls), "writes": calls.count("TransactWriteItems"), "retries": retries}
 
-    result = run_load(clients, per_client, make)
-    calls = [call for counter in counters for call in counter.take()]
+        return LoadClient(request, tally)
+
+    result = (run_processes if processes else run_load)(clients, per_client, make)
+    requests, tallies = max(1, result.requests), result.tallies
     result.extra = {
-        "calls_per_request": round(len(calls) / result.requests, 2),
+        "calls_per_request": round(tallies["calls"] / requests, 2),
         # The cost of the retries: every attempt is one TransactWriteItems (a lost race is a failed one).
-        "writes_per_request": round(calls.count("TransactWriteItems") / result.requests, 2),
-        "retries": sum(retries),
-        "retries_per_request": round(sum(retries) / result.requests, 3),
+        "writes_per_request": round(tallies["writes"] / requests, 2),
+        "retries": tallies["retries"],
+        "retries_per_request": round(tallies["retries"] / requests, 3),
         "gave_up_503": sum(n for kind, n in result.error_kinds.items() if "Contended" in kind),
     }
     return result
@@ -185,7 +195,63 @@ def measure_hot(hot_levels: dict[int, int]) -> dict[str, Any]:
     return out
 
 
-def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int]) -> dict[str, Any]:
+FLOOR_KEYS = {False: ("floor", "ours_vs_floor", "floor_ratio"), True: ("floor_p", "ours_vs_floor_p", "floor_ratio_p")}
+
+
+def floor_rows(
+    endpoint: str,
+    ours_sessions: list[str],
+    floor_players: list[str],
+    levels: dict[int, int],
+    out: dict[str, Any],
+    rounds: int,
+    base_sessions: list[str] | None = None,
+) -> None:
+    """Ours against the floor (bench/floor.py) at each level, with a thread per client (one interpreter for all) and
+    with a process per client (an interpreter each, as Lambda runs them), into out[FLOOR_KEYS[processes]].
+
+    At each level the floor and ours take turns, `rounds` runs each in A-B-B-A-A-B order, and the best run of each is
+    kept, so that a burst of other work on the machine (or a pause of DynamoDB Local's) during one run does not
+    decide the ratio. With `base_sessions` the naive baseline's thread row runs after the first round (out["ours"],
+    out["baseline"]: the in-process table).
+    """
+    dynamodb = dynamodb_local_pid(endpoint)  # its CPU per request, beside ours and the floor's
+    out["floor_rounds"] = rounds
+    for processes, (floor_key, ours_key, ratio_key) in FLOOR_KEYS.items():
+        out[floor_key], out[ours_key] = [], []
+        for clients, requests in levels.items():
+            n = _each(requests, clients)
+            run_floor = partial(floor.floor_load, endpoint, LOCAL_TABLE, floor_players, clients, n, processes=processes)
+            run_ours = partial(wallet_load, endpoint, ours_sessions, clients, n, processes=processes)
+            floors: list[dict[str, Any]] = []
+            ours: list[dict[str, Any]] = []
+            for round_ in range(rounds):
+                for run, into in ((run_floor, floors), (run_ours, ours))[:: 1 if round_ % 2 == 0 else -1]:
+                    into.append(with_cpu(run, dynamodb))
+                if round_ == 0 and base_sessions is not None and not processes:
+                    out["ours"].append(ours[0])
+                    out["baseline"].append(baseline_load(endpoint, base_sessions, clients, n).summary())
+            out[floor_key].append(max(floors, key=lambda r: r["rps"]))
+            out[ours_key].append(max(ours, key=lambda r: r["rps"]))
+        out[ratio_key] = floor.ratios(out[ours_key], out[floor_key])
+
+
+def measure_floor(levels: dict[int, int], rounds: int) -> dict[str, Any]:
+    """Only ours against the floor (`python -m bench floor`), on a DynamoDB Local of its own."""
+    with DynamoDBLocal(free_port()) as dynamodb:
+        endpoint = dynamodb.endpoint
+        create_table(dynamodb_client(endpoint), LOCAL_TABLE)
+        players = max(levels)
+        ours_sessions = create_players(local_wallet(endpoint, LOCAL_TABLE), "ip", players)
+        floor_players = floor.create_accounts(floor.bare_client(endpoint), LOCAL_TABLE, "floor", players)
+        wallet_load(endpoint, ours_sessions, 4, 25)  # warm-up: connections and DynamoDB Local's JIT
+        floor.floor_load(endpoint, LOCAL_TABLE, floor_players, 4, 25)
+        out: dict[str, Any] = {}
+        floor_rows(endpoint, ours_sessions, floor_players, levels, out, rounds)
+    return out
+
+
+def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int], floor_rounds: int) -> dict[str, Any]:
     """levels: clients -> requests at that level (split evenly over the clients)."""
     endpoint = stack.dynamodb_endpoint
     create_table(dynamodb_client(endpoint), BASELINE_TABLE)
@@ -206,26 +272,12 @@ def measure(stack: LocalStack, levels: dict[int, int], hot_levels: dict[int, int
     floor.floor_load(endpoint, LOCAL_TABLE, floor_players, 4, 25)
 
     out: dict[str, Any] = {"e2e": [], "e2e_hot": [], "ours": [], "baseline": [], "ours_hot": [], "baseline_hot": []}
-    out |= {"floor": [], "ours_vs_floor": []}
     before = stack.pool_full_warnings
     for clients, requests in levels.items():
         out["e2e"].append(http_load(stack.url, e2e_sessions, clients, _each(requests, clients)).summary())
     for clients, requests in hot_levels.items():
         out["e2e_hot"].append(http_load(stack.url, hot_e2e, clients, _each(requests, clients)).summary())
     out["front_pool_full_warnings"] = stack.pool_full_warnings - before
-    dynamodb = dynamodb_local_pid(endpoint)  # its CPU per request, beside ours and the floor's
-    for clients, requests in levels.items():
-        # The floor (bench/floor.py) around ours, twice in A-B-B-A order; the better run of each is kept, so that a
-        # burst of other work on the machine during one run does not decide the ratio.
-        n = _each(requests, clients)
-        floor_a = with_cpu(partial(floor.floor_load, endpoint, LOCAL_TABLE, floor_players, clients, n), dynamodb)
-        ours_a = with_cpu(partial(wallet_load, endpoint, ours_sessions, clients, n), dynamodb)
-        out["ours"].append(ours_a)
-        out["baseline"].append(baseline_load(endpoint, base_sessions, clients, n).summary())
-        ours_b = with_cpu(partial(wallet_load, endpoint, ours_sessions, clients, n), dynamodb)
-        floor_b = with_cpu(partial(floor.floor_load, endpoint, LOCAL_TABLE, floor_players, clients, n), dynamodb)
-        out["floor"].append(max(floor_a, floor_b, key=lambda r: r["rps"]))
-        out["ours_vs_floor"].append(max(ours_a, ours_b, key=lambda r: r["rps"]))
-    out["floor_ratio"] = floor.ratios(out["ours_vs_floor"], out["floor"])
+    floor_rows(endpoint, ours_sessions, floor_players, levels, out, floor_rounds, base_sessions=base_sessions)
     hot_rows(endpoint, hot_ours, hot_base, hot_levels, out)
     return out
