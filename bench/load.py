@@ -89,7 +89,7 @@ def http_load(url: str, sessions: list[str], clients: int, per_client: int) -> L
     return run_load(clients, per_client, lambda i: _http_worker(url, bodies[i]))
 
 
-# --- in-process: our Wallet and the naive baseline, each thread its own client (like one Lambda instance each) ------
+# --- in-process: our Wallet and the naive baseline, each client its own DynamoDB client (one Lambda instance each) ---
 
 
 def wallet_load(
