@@ -591,29 +591,32 @@ def render_floor(load: dict[str, Any]) -> str:
                 rows,
             )
         )
-    verdict_key = FLOOR_KEYS[True][2] if load.get(FLOOR_KEYS[True][2]) else FLOOR_KEYS[False][2]
-    verdict = load[verdict_key]
-    met = all(r["met"] for r in verdict)
-    measured = " / ".join(f"{r['ratio']:.2f}" for r in verdict)
-    levels = " / ".join(str(r["clients"]) for r in verdict)
+    process_ratios, thread_ratios = load.get(FLOOR_KEYS[True][2]), load.get(FLOOR_KEYS[False][2])
+    verdict = process_ratios or thread_ratios or []
     line = (
-        f"Floor target (issue 14, target 5): ours/floor >= {floor.TARGET_RATIO} at {levels} clients, "
-        f"{'a process' if verdict_key == FLOOR_KEYS[True][2] else 'a thread'} per client: "
-        f"{'MET' if met else 'NOT MET'} ({measured})"
+        f"Floor target (issue 14, target 5): ours/floor >= {floor.TARGET_RATIO} at "
+        f"{' / '.join(str(r['clients']) for r in verdict)} clients, {'a process' if process_ratios else 'a thread'} "
+        f"per client: {'MET' if all(r['met'] for r in verdict) else 'NOT MET'} ({_ratios_text(verdict)})"
     )
-    whys = [f"{r['clients']} clients: {r['why']}" for r in verdict if r.get("why")]
-    if whys:
-        line += ". Measured (CPU = the clients' processes + DynamoDB Local, per request): " + "; ".join(whys)
-    if verdict_key != FLOOR_KEYS[False][2] and load.get(FLOOR_KEYS[False][2]):
-        threads = load[FLOOR_KEYS[False][2]]
-        line += ". With a thread per client (one interpreter, one GIL, for every client and the code under test): " + (
-            " / ".join(f"{r['ratio']:.2f}" for r in threads)
-        )
-        thread_whys = [f"{r['clients']} clients: {r['why']}" for r in threads if r.get("why")]
-        if thread_whys:
-            line += " (" + "; ".join(thread_whys) + ")"
+    if whys := _whys_text(verdict):
+        cpu = "the clients' processes" if process_ratios else "this process"
+        line += f". Measured (CPU = {cpu} + DynamoDB Local, per request): {whys}"
+    if process_ratios and thread_ratios:
+        line += ". With a thread per client (one interpreter, one GIL, for every client and the code under test): "
+        line += _ratios_text(thread_ratios)
+        if thread_whys := _whys_text(thread_ratios):
+            line += f" ({thread_whys})"
     parts.append(line)
     return "\n\n".join(parts)
+
+
+def _ratios_text(ratios: list[dict[str, Any]]) -> str:
+    return " / ".join(f"{r['ratio']:.2f}" for r in ratios)
+
+
+def _whys_text(ratios: list[dict[str, Any]]) -> str:
+    """Why each level that missed the target missed it, as floor.ratios measured it."""
+    return "; ".join(f"{r['clients']} clients: {r['why']}" for r in ratios if r.get("why"))
 
 
 def _gc_cell(floor_row: dict[str, Any], ours: dict[str, Any]) -> str:

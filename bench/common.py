@@ -9,6 +9,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -158,11 +159,10 @@ class ServerError(Exception):
 
 def summed(counters: list[dict[str, int]]) -> dict[str, int]:
     """Counters by name, added up."""
-    total: dict[str, int] = {}
+    total: Counter[str] = Counter()
     for counter in counters:
-        for name, count in counter.items():
-            total[name] = total.get(name, 0) + count
-    return total
+        total.update(counter)
+    return dict(total)
 
 
 def longest_run(flags: list[bool]) -> int:
